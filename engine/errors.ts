@@ -1,0 +1,103 @@
+/**
+ * The error catalogue: every error Sluice reports to a user carries one of these stable codes.
+ *
+ * Codes never change meaning and are never renamed (programs outside this repository match
+ * on them). Each entry says who is at fault (`domain`), the HTTP status the server maps it to,
+ * and whether retrying the same request can succeed. docs/errors.md documents every code;
+ * test/engine/errors.test.ts fails when the two drift apart.
+ */
+
+export type ErrorDomain = 'user' | 'external' | 'internal';
+
+export interface ErrorDef {
+  readonly code: string;
+  readonly status: number;
+  readonly domain: ErrorDomain;
+  readonly retryable: boolean;
+  readonly summary: string;
+}
+
+function def(code: string, status: number, domain: ErrorDomain, retryable: boolean, summary: string): ErrorDef {
+  return Object.freeze({ code, status, domain, retryable, summary });
+}
+
+export const ErrorCodes = Object.freeze({
+  // --- configuration -----------------------------------------------------------------------
+  CONFIG_INVALID: def('SLUICE_CONFIG_INVALID', 400, 'user', false,
+    'The configuration does not match the schema; the message names the key path.'),
+  CONFIG_PARSE: def('SLUICE_CONFIG_PARSE', 400, 'user', false,
+    'The configuration file is not valid YAML or JSON.'),
+  CONFIG_NOT_FOUND: def('SLUICE_CONFIG_NOT_FOUND', 400, 'user', false,
+    'The configuration file does not exist or cannot be read.'),
+  CONFIG_ENV_MISSING: def('SLUICE_CONFIG_ENV_MISSING', 400, 'user', false,
+    'A ${VAR} reference in the configuration names an environment variable that is not set.'),
+
+  // --- expressions (where clauses, aggregate arguments) ----------------------------------------
+  EXPR_SYNTAX: def('SLUICE_EXPR_SYNTAX', 400, 'user', false,
+    'An expression could not be parsed; the message gives line:column.'),
+  EXPR_UNKNOWN_COLUMN: def('SLUICE_EXPR_UNKNOWN_COLUMN', 400, 'user', false,
+    'An expression names a column the stream schema does not have.'),
+  EXPR_UNKNOWN_FUNCTION: def('SLUICE_EXPR_UNKNOWN_FUNCTION', 400, 'user', false,
+    'An expression calls a function that does not exist.'),
+  EXPR_TYPE: def('SLUICE_EXPR_TYPE', 400, 'user', false,
+    'An expression applies an operator or function to operands of the wrong type.'),
+
+  // --- batches (decoders) --------------------------------------------------------------------
+  BATCH_UNKNOWN_FORMAT: def('SLUICE_BATCH_UNKNOWN_FORMAT', 400, 'user', false,
+    'A binary batch is neither an Arrow IPC stream nor MessagePack.'),
+  BATCH_MALFORMED: def('SLUICE_BATCH_MALFORMED', 400, 'user', false,
+    'A batch could not be decoded: truncated bytes, invalid encoding or inconsistent lengths.'),
+  BATCH_MISSING_COLUMN: def('SLUICE_BATCH_MISSING_COLUMN', 400, 'user', false,
+    'A column-oriented batch lacks a column of the stream schema.'),
+  BATCH_UNKNOWN_COLUMN: def('SLUICE_BATCH_UNKNOWN_COLUMN', 400, 'user', false,
+    'A batch carries a column or key the stream schema does not declare.'),
+  BATCH_TYPE_MISMATCH: def('SLUICE_BATCH_TYPE_MISMATCH', 400, 'user', false,
+    'A value or an Arrow column has a type the stream schema does not accept for that column.'),
+  BATCH_BAD_TIMESTAMP: def('SLUICE_BATCH_BAD_TIMESTAMP', 400, 'user', false,
+    'A timestamp is unparseable, out of range, or null in the event-time column.'),
+  BATCH_TOO_MANY_ROWS: def('SLUICE_BATCH_TOO_MANY_ROWS', 413, 'user', false,
+    'A batch has more rows than one batch may carry.'),
+
+  // --- internal ------------------------------------------------------------------------------
+  INTERNAL: def('SLUICE_INTERNAL', 500, 'internal', true,
+    'A bug or an unexpected condition inside Sluice; the message carries the detail.'),
+});
+
+export type ErrorKey = keyof typeof ErrorCodes;
+
+export class SluiceError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly domain: ErrorDomain;
+  readonly retryable: boolean;
+
+  constructor(def: ErrorDef, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SluiceError';
+    this.code = def.code;
+    this.status = def.status;
+    this.domain = def.domain;
+    this.retryable = def.retryable;
+  }
+
+  /** The JSON body of an HTTP error response and of a WebSocket nack. */
+  toJSON(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Shorthand: `throw sluiceError('BATCH_MALFORMED', 'truncated record batch')`. */
+export function sluiceError(key: ErrorKey, message: string, cause?: unknown): SluiceError {
+  return new SluiceError(ErrorCodes[key], message, cause === undefined ? undefined : { cause });
+}
+
+/** Any thrown value as a SluiceError: user errors keep their code, everything else is INTERNAL. */
+export function asSluiceError(err: unknown): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SluiceError(ErrorCodes.INTERNAL, message, { cause: err });
+}
+
+export function allErrorDefs(): ErrorDef[] {
+  return Object.values(ErrorCodes);
+}

@@ -127,3 +127,21 @@ export function valueAt(col: Column, i: number): boolean | number | string | nul
     }
   }
 }
+
+/** Rows [from, to) of a column as views (no copy; string columns share the dictionary). */
+export function sliceColumn(col: Column, from: number, to: number): Column {
+  const valid = col.valid === null ? null : col.valid.subarray(from, to);
+  switch (col.type) {
+    case 'int64': return { type: 'int64', words: col.words.subarray(2 * from, 2 * to), valid };
+    case 'string': return { type: 'string', codes: col.codes.subarray(from, to), dict: col.dict, valid };
+    case 'bool': return { type: 'bool', values: col.values.subarray(from, to), valid };
+    case 'int32': return { type: 'int32', values: col.values.subarray(from, to), valid };
+    case 'float64': return { type: 'float64', values: col.values.subarray(from, to), valid };
+    case 'timestamp': return { type: 'timestamp', values: col.values.subarray(from, to), valid };
+  }
+}
+
+/** Rows [from, to) of a batch as views. */
+export function sliceBatch(batch: Batch, from: number, to: number): Batch {
+  return { schema: batch.schema, length: to - from, columns: batch.columns.map((c) => sliceColumn(c, from, to)) };
+}

@@ -1,0 +1,171 @@
+/**
+ * Columns → DuckDB through data chunks (DESIGN.md B2: `appendDataChunk`, never the per-value
+ * appender or INSERT). Fixed-width columns are copied into the chunk's vectors as raw bytes
+ * (`copy_data_to_vector`): an int64 column's word pairs are exactly DuckDB's BIGINT layout,
+ * float64 is DOUBLE. Timestamps become TIMESTAMP (int64 microseconds) through 32-bit words,
+ * never a BigInt per row. Strings are assigned per row — the one per-row native call — and only
+ * result keys and archived raw strings take that path.
+ */
+
+import duckdb from '@duckdb/node-bindings';
+import {
+  DuckDBBigIntType,
+  DuckDBBooleanType,
+  DuckDBDataChunk,
+  DuckDBDoubleType,
+  DuckDBIntegerType,
+  DuckDBTimestampType,
+  DuckDBVarCharType,
+  type DuckDBAppender,
+  type DuckDBType,
+} from '@duckdb/node-api';
+import type { Column, ColumnType } from './schema.js';
+
+export type SqlType = 'BOOLEAN' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'VARCHAR' | 'TIMESTAMP';
+
+export const SQL_TYPE_OF: Readonly<Record<ColumnType, SqlType>> = {
+  bool: 'BOOLEAN',
+  int32: 'INTEGER',
+  int64: 'BIGINT',
+  float64: 'DOUBLE',
+  string: 'VARCHAR',
+  timestamp: 'TIMESTAMP',
+};
+
+function duckType(t: SqlType): DuckDBType {
+  switch (t) {
+    case 'BOOLEAN': return DuckDBBooleanType.instance;
+    case 'INTEGER': return DuckDBIntegerType.instance;
+    case 'BIGINT': return DuckDBBigIntType.instance;
+    case 'DOUBLE': return DuckDBDoubleType.instance;
+    case 'VARCHAR': return DuckDBVarCharType.instance;
+    case 'TIMESTAMP': return DuckDBTimestampType.instance;
+  }
+}
+
+/** DuckDB's vector size: the most rows one data chunk holds. */
+export const CHUNK_ROWS = duckdb.vector_size();
+
+/** The ArrayBuffer behind a view (copied out when the view is over a SharedArrayBuffer). */
+function plainBuffer(view: ArrayBufferView): { buffer: ArrayBuffer; offset: number } {
+  if (view.buffer instanceof ArrayBuffer) return { buffer: view.buffer, offset: view.byteOffset };
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  return { buffer: copy.buffer, offset: 0 };
+}
+
+/**
+ * Writes columns to an appender. One instance per (appender, column types); reuses its chunk
+ * and scratch buffers between calls.
+ */
+export class ChunkWriter {
+  private readonly types: readonly SqlType[];
+  private readonly chunk: DuckDBDataChunk;
+  private readonly words = new Int32Array(2 * CHUNK_ROWS);
+  private readonly mask = new Uint8Array(CHUNK_ROWS / 8);
+
+  constructor(types: readonly SqlType[]) {
+    this.types = types;
+    this.chunk = DuckDBDataChunk.create(types.map(duckType));
+  }
+
+  /**
+   * Append rows [from, to) of `columns` (one per type, same order) to `appender`.
+   * `columns` entries may be Column or a bare Float64Array + validity for result values.
+   */
+  append(appender: DuckDBAppender, columns: readonly AppendColumn[], from: number, to: number): void {
+    if (columns.length !== this.types.length) throw new Error(`expected ${this.types.length} columns, got ${columns.length}`);
+    for (let start = from; start < to; start += CHUNK_ROWS) {
+      const count = Math.min(CHUNK_ROWS, to - start);
+      const raw = this.chunk.chunk;
+      duckdb.data_chunk_reset(raw);
+      for (let j = 0; j < columns.length; j++) this.fill(duckdb.data_chunk_get_vector(raw, j), this.types[j]!, columns[j]!, start, count);
+      duckdb.data_chunk_set_size(raw, count);
+      appender.appendDataChunk(this.chunk);
+    }
+  }
+
+  private fill(vector: duckdb.Vector, type: SqlType, col: AppendColumn, start: number, count: number): void {
+    switch (type) {
+      case 'DOUBLE': {
+        const v = valuesOf(col, 'float64');
+        copyView(vector, v.subarray(start, start + count));
+        break;
+      }
+      case 'BIGINT': {
+        if (col.type === 'int64') {
+          copyView(vector, col.words.subarray(2 * start, 2 * (start + count)));
+        } else if (col.type === 'values') {
+          // result counts arrive as (exact, integral) doubles
+          const v = col.values;
+          const w = this.words;
+          for (let i = 0; i < count; i++) {
+            const x = v[start + i]!;
+            const hi = Math.floor(x / 4294967296);
+            w[2 * i] = (x - hi * 4294967296) | 0;
+            w[2 * i + 1] = hi | 0;
+          }
+          copyView(vector, w.subarray(0, 2 * count));
+        } else {
+          throw new Error(`BIGINT column from ${col.type}`);
+        }
+        break;
+      }
+      case 'INTEGER': {
+        if (col.type !== 'int32') throw new Error(`INTEGER column from ${col.type}`);
+        copyView(vector, col.values.subarray(start, start + count));
+        break;
+      }
+      case 'BOOLEAN': {
+        if (col.type !== 'bool') throw new Error(`BOOLEAN column from ${col.type}`);
+        copyView(vector, col.values.subarray(start, start + count));
+        break;
+      }
+      case 'TIMESTAMP': {
+        // ms (double) → µs (int64 words); exact for |ms| < 2^53 / 1000 (until the year 287,000)
+        const v = valuesOf(col, 'timestamp');
+        const w = this.words;
+        for (let i = 0; i < count; i++) {
+          const us = Math.round(v[start + i]! * 1000);
+          const hi = Math.floor(us / 4294967296);
+          w[2 * i] = (us - hi * 4294967296) | 0;
+          w[2 * i + 1] = hi | 0;
+        }
+        copyView(vector, w.subarray(0, 2 * count));
+        break;
+      }
+      case 'VARCHAR': {
+        if (col.type !== 'string') throw new Error(`VARCHAR column from ${col.type}`);
+        const valid = col.valid;
+        for (let i = 0; i < count; i++) {
+          if (valid !== null && valid[start + i] === 0) continue;
+          duckdb.vector_assign_string_element(vector, i, col.dict[col.codes[start + i]!]!);
+        }
+        break;
+      }
+    }
+    const valid = col.valid;
+    if (valid !== null) {
+      // DuckDB validity: a bitmask in uint64 words, bit set = valid
+      const mask = this.mask;
+      const bytes = Math.ceil(count / 64) * 8;
+      mask.fill(0, 0, bytes);
+      for (let i = 0; i < count; i++) if (valid[start + i] !== 0) mask[i >> 3]! |= 1 << (i & 7);
+      duckdb.vector_ensure_validity_writable(vector);
+      duckdb.copy_data_to_vector_validity(vector, 0, mask.buffer, 0, bytes);
+    }
+  }
+}
+
+/** A column to append: a batch Column, or a result value column (doubles with validity). */
+export type AppendColumn = Column | { readonly type: 'values'; readonly values: Float64Array; readonly valid: Uint8Array | null };
+
+function valuesOf(col: AppendColumn, what: 'float64' | 'timestamp'): Float64Array {
+  if (col.type === 'values' || col.type === 'float64' || col.type === 'timestamp') return col.values;
+  throw new Error(`${what} values from ${col.type}`);
+}
+
+function copyView(vector: duckdb.Vector, view: ArrayBufferView): void {
+  const { buffer, offset } = plainBuffer(view);
+  duckdb.copy_data_to_vector(vector, 0, buffer, offset, view.byteLength);
+}

@@ -200,7 +200,7 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
   const plan = compilePipeline('bid_stats', {
     from: 'bids',
     where,
-    window: { tumbling: WINDOW },
+    window: { kind: 'tumbling', size: WINDOW },
     groupBy: ['auction'],
     select: { bids: 'count()', total: 'sum(price)', min_price: 'min(price)', max_price: 'max(price)' },
     lateness: 0,

@@ -57,6 +57,8 @@ export const ErrorCodes = Object.freeze({
     'A timestamp is unparseable, out of range, or null in the event-time column.'),
   BATCH_TOO_MANY_ROWS: def('SLUICE_BATCH_TOO_MANY_ROWS', 413, 'user', false,
     'A batch has more rows than one batch may carry.'),
+  BATCH_UNSUPPORTED: def('SLUICE_BATCH_UNSUPPORTED', 400, 'user', false,
+    'A well-formed batch uses an encoding feature Sluice does not read (compressed or big-endian Arrow IPC, Arrow metadata before V4).'),
 
   // --- internal ------------------------------------------------------------------------------
   INTERNAL: def('SLUICE_INTERNAL', 500, 'internal', true,

@@ -13,10 +13,11 @@
  */
 
 import type { ColumnType, StreamSchema } from './schema.js';
+import type { WindowSpec } from './config.js';
 import { SluiceError, sluiceError } from './errors.js';
 import { AGGREGATES, type AggregateDef, type AggregateKernel, type OutputType } from '../native-free-kernels/aggregates.js';
 import {
-  checkExpression,
+  checkFilter,
   compileFilter,
   compileValue,
   parseExpression,
@@ -26,19 +27,13 @@ import {
 } from '../native-free-kernels/expression/index.js';
 import type { Expr } from '../native-free-kernels/expression/ast.js';
 
-export type WindowSpec =
-  | { readonly kind: 'tumbling'; readonly size: number }
-  | { readonly kind: 'hopping'; readonly size: number; readonly slide: number }
-  | { readonly kind: 'session'; readonly gap: number };
+export type { WindowSpec };
 
-/** The pipeline as the config states it (durations already in ms). */
+/** A pipeline as the config states it (durations already in ms); PipelineConfig fits it. */
 export interface PipelineSpec {
   readonly from: string;
   readonly where?: string | undefined;
-  readonly window:
-    | { readonly tumbling: number }
-    | { readonly hopping: { readonly size: number; readonly slide: number } }
-    | { readonly session: { readonly gap: number } };
+  readonly window: WindowSpec;
   readonly groupBy: readonly string[];
   readonly select: Readonly<Record<string, string>>;
   readonly lateness: number;
@@ -84,49 +79,31 @@ export interface PipelinePlan {
 
 export type IssueReporter = (path: (string | number)[], message: string) => void;
 
-export function windowSpecOf(w: PipelineSpec['window']): WindowSpec {
-  if ('tumbling' in w) return { kind: 'tumbling', size: w.tumbling };
-  if ('hopping' in w) return { kind: 'hopping', size: w.hopping.size, slide: w.hopping.slide };
-  return { kind: 'session', gap: w.session.gap };
+interface CheckedParts {
+  filter: FilterKernel | null;
+  aggregates: AggregatePlan[];
 }
 
 /**
- * Check a pipeline's expressions and aggregates against its stream schema, reporting each
- * problem under its key path (relative to `pipelines.<name>`). Returns the plan when there
- * was no problem, else null.
+ * Check `where` and the aggregate calls of `select` against the stream schema, reporting each
+ * problem under its key path (`pipelines.<name>.where`, `pipelines.<name>.select.<output>`).
+ * The config loader calls this; the structural checks (groupBy columns, names) are its own.
  */
-export function checkPipeline(
-  name: string,
-  spec: PipelineSpec,
-  schema: StreamSchema,
-  eventTimeColumn: string,
-  report: IssueReporter,
-): PipelinePlan | null {
+export function checkPipelineExpressions(name: string, spec: PipelineSpec, schema: StreamSchema, report: IssueReporter): CheckedParts | null {
   let ok = true;
   const fail = (path: (string | number)[], message: string): void => {
     ok = false;
     report(['pipelines', name, ...path], message);
   };
-
   let filter: FilterKernel | null = null;
   if (spec.where !== undefined) {
     try {
-      const typed = checkExpression(spec.where, schema);
-      if (typed.type !== 'bool' && typed.type !== 'null') fail(['where'], `expected a condition (bool), got ${typed.type}`);
-      else filter = compileFilter(typed);
+      filter = compileFilter(checkFilter(spec.where, schema));
     } catch (err) {
       if (!(err instanceof SluiceError)) throw err;
       fail(['where'], err.message);
     }
   }
-
-  const keys: KeyPlan[] = [];
-  spec.groupBy.forEach((col, i) => {
-    const index = schema.index.get(col);
-    if (index === undefined) fail(['groupBy', i], `unknown column '${col}'`);
-    else keys.push({ name: col, index, type: schema.fields[index]!.type });
-  });
-
   const aggregates: AggregatePlan[] = [];
   for (const [output, text] of Object.entries(spec.select)) {
     try {
@@ -136,23 +113,43 @@ export function checkPipeline(
       fail(['select', output], err.message);
     }
   }
+  return ok ? { filter, aggregates } : null;
+}
 
+/** Every check of a pipeline against its stream; the plan when there was no problem. */
+export function checkPipeline(
+  name: string,
+  spec: PipelineSpec,
+  schema: StreamSchema,
+  eventTimeColumn: string,
+  report: IssueReporter,
+): PipelinePlan | null {
+  let ok = true;
+  const keys: KeyPlan[] = [];
+  spec.groupBy.forEach((col, i) => {
+    const index = schema.index.get(col);
+    if (index === undefined) {
+      ok = false;
+      report(['pipelines', name, 'groupBy', i], `unknown column '${col}'`);
+    } else keys.push({ name: col, index, type: schema.fields[index]!.type });
+  });
+  const parts = checkPipelineExpressions(name, spec, schema, report);
   const eventTime = schema.index.get(eventTimeColumn);
   if (eventTime === undefined) {
-    fail([], `stream '${spec.from}' has no event-time column '${eventTimeColumn}'`);
-    return null;
+    ok = false;
+    report(['pipelines', name], `stream '${spec.from}' has no event-time column '${eventTimeColumn}'`);
   }
-  if (!ok) return null;
+  if (!ok || parts === null || eventTime === undefined) return null;
   return {
     name,
     stream: spec.from,
     schema,
     eventTime,
     where: spec.where ?? null,
-    filter,
-    window: windowSpecOf(spec.window),
+    filter: parts.filter,
+    window: spec.window,
     keys,
-    aggregates,
+    aggregates: parts.aggregates,
     lateness: spec.lateness,
   };
 }

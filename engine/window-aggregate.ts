@@ -99,6 +99,8 @@ export class WindowAggregator {
       positions = m;
     } else {
       const slide = w.kind === 'tumbling' ? w.size : w.slide;
+      // the filter's selection; `rows` becomes the expanded positions for hopping windows
+      const selected = rows;
       let base: number | null;
       if (w.kind === 'tumbling') {
         if (this.offsets.length < m) this.offsets = new Int32Array(grow(m));
@@ -131,11 +133,11 @@ export class WindowAggregator {
         wide.clear();
         if (w.kind === 'tumbling') {
           if (this.starts.length < m) this.starts = new Float64Array(grow(m));
-          tumblingStarts(ts, rows, m, w.size, this.starts);
+          tumblingStarts(ts, selected, m, w.size, this.starts);
         } else {
           const cap = hoppingCapacity(m, w.size, w.slide);
           if (this.starts.length < cap) this.starts = new Float64Array(grow(cap));
-          positions = hoppingStarts(ts, rows, m, w.size, w.slide, this.rows, this.starts);
+          positions = hoppingStarts(ts, selected, m, w.size, w.slide, this.rows, this.starts);
           rows = this.rows;
           if (this.gids.length < positions) this.gids = new Int32Array(grow(positions));
           gids = this.gids;

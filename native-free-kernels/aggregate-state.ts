@@ -30,7 +30,7 @@ export class AggState {
   /** Make room for groups [0, capacity); new groups start at the initial values. */
   ensure(capacity: number): void {
     if (capacity <= this.capacity) return;
-    let cap = this.capacity * 2;
+    let cap = Math.max(1, this.capacity) * 2;
     while (cap < capacity) cap *= 2;
     for (let j = 0; j < this.f.length; j++) {
       const next = new Float64Array(cap);

@@ -24,6 +24,7 @@
 import type { Column, ColumnType } from '../engine/schema.js';
 import { AggState } from './aggregate-state.js';
 import { doubleHi, doubleLo, fmix32, hashCombine, hashString } from './hash.js';
+import { dd, ddAdd, ddDiv, ddSquare } from './double-double.js';
 import { HyperLogLog } from './hyperloglog.js';
 import { QuantileSketch } from './quantile-sketch.js';
 
@@ -201,7 +202,11 @@ const avgF64: AggregateKernel = {
   ...sumF64,
   final(st, g) {
     const n = st.f[2]![g]!;
-    return n === 0 ? null : ddValue(st.f[0]![g]!, st.f[1]![g]!) / n;
+    if (n === 0) return null;
+    const hi = st.f[0]![g]!;
+    if (!Number.isFinite(hi)) return hi / n;
+    ddDiv(hi, st.f[1]![g]!, n);
+    return dd.hi;
   },
 };
 
@@ -467,8 +472,12 @@ function addVar(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg
     let a = sh[g]!;
     let s = a + v;
     let bb = s - a;
-    sl[g]! += a - (s - bb) + (v - bb);
-    sh[g] = s;
+    let lo = sl[g]! + (a - (s - bb) + (v - bb));
+    // renormalise (FastTwoSum) so lo stays below one ulp of hi: an ever-growing lo would
+    // round away the very bits the cancellation in Σx² − (Σx)²/n needs
+    let t = s + lo;
+    sl[g] = lo - (t - s);
+    sh[g] = t;
     // TwoProduct(v, v) = p + e exactly
     const p = v * v;
     const c = SPLIT * v;
@@ -478,8 +487,10 @@ function addVar(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg
     a = qh[g]!;
     s = a + p;
     bb = s - a;
-    ql[g]! += a - (s - bb) + (p - bb) + e;
-    qh[g] = s;
+    lo = ql[g]! + (a - (s - bb) + (p - bb) + e);
+    t = s + lo;
+    ql[g] = lo - (t - s);
+    qh[g] = t;
   }
 }
 
@@ -491,46 +502,31 @@ function mergeVar(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: In
     if (cn[j] === 0) continue;
     const g = dstGids[i]!;
     dn[g]! += cn[j]!;
-    let a = dsh[g]!;
-    let v = csh[j]!;
-    let s = a + v;
-    let bb = s - a;
-    dsl[g]! += a - (s - bb) + (v - bb) + csl[j]!;
-    dsh[g] = s;
-    a = dqh[g]!;
-    v = cqh[j]!;
-    s = a + v;
-    bb = s - a;
-    dql[g]! += a - (s - bb) + (v - bb) + cql[j]!;
-    dqh[g] = s;
+    ddAdd(dsh[g]!, dsl[g]!, csh[j]!, csl[j]!);
+    dsh[g] = dd.hi;
+    dsl[g] = dd.lo;
+    ddAdd(dqh[g]!, dql[g]!, cqh[j]!, cql[j]!);
+    dqh[g] = dd.hi;
+    dql[g] = dd.lo;
   }
 }
 
-/** Sample variance from the double-double sums, or null for fewer than 2 values. */
+/**
+ * Sample variance from the double-double sums, or null for fewer than 2 values. Every step
+ * stays in double-double and rounds once at the end, so the result depends only on the
+ * (exactly merged) sums, not on how they were split into hi and lo by the merge order.
+ */
 function variance(st: AggState, g: number): number | null {
   const n = st.f[0]![g]!;
   if (n < 2) return null;
   const sh = st.f[1]![g]!, sl = st.f[2]![g]!, qh = st.f[3]![g]!, ql = st.f[4]![g]!;
   if (!Number.isFinite(sh) || !Number.isFinite(qh)) return NaN;
-  // M2 = Σx² − (Σx)²/n in double-double: (Σx)² = (sh + sl)² ≈ sh² + 2·sh·sl, sh² split exactly
-  const p = sh * sh;
-  const c = SPLIT * sh;
-  const hh = c - (c - sh);
-  const hl = sh - hh;
-  const e = hh * hh - p + 2 * hh * hl + hl * hl;
-  const sqHi = p / n;
-  // exact remainder of the division: sqHi·n = ph + pl exactly (TwoProduct), then p − ph is exact
-  const ph = sqHi * n;
-  const c2 = SPLIT * sqHi;
-  const ah = c2 - (c2 - sqHi);
-  const al = sqHi - ah;
-  const c3 = SPLIT * n;
-  const bh = c3 - (c3 - n);
-  const bl = n - bh;
-  const pl = ah * bh - ph + ah * bl + al * bh + al * bl;
-  const sqLo = (p - ph - pl + e + 2 * sh * sl) / n;
-  const m2 = qh - sqHi + (ql - sqLo);
-  const v = m2 / (n - 1);
+  // M2 = Σx² − (Σx)²/n
+  ddSquare(sh, sl);
+  ddDiv(dd.hi, dd.lo, n);
+  ddAdd(qh, ql, -dd.hi, -dd.lo);
+  ddDiv(dd.hi, dd.lo, n - 1);
+  const v = dd.hi;
   return v < 0 ? 0 : v;
 }
 

@@ -26,6 +26,17 @@ export function hoppingCapacity(n: number, size: number, slide: number): number 
 const LIMIT = 1 << 30;
 
 /**
+ * The first window number k whose end k·slide + size is > t, given last = ⌊t / slide⌋.
+ * Computed from `last` by stepping with exact products rather than from ⌊(t − size) / slide⌋,
+ * because t − size itself may round onto a boundary (huge or tiny negative t).
+ */
+function firstWindow(t: number, last: number, size: number, slide: number): number {
+  let f = last - Math.ceil(size / slide) - 1;
+  while (f * slide + size <= t) f++;
+  return f;
+}
+
+/**
  * Expand n selected positions into (row, window) positions. `rows` and `offsets` must hold
  * hoppingCapacity(n) entries. Returns null when the window offsets do not fit in int32 (then
  * use hoppingStarts).
@@ -48,8 +59,7 @@ export function assignHopping(
     const r = sel === null ? i : sel[i]!;
     const t = ts[r]!;
     const last = windowNumber(t, slide);
-    // first window whose end k·slide + size is > t
-    const first = windowNumber(t - size, slide) + 1;
+    const first = firstWindow(t, last, size, slide);
     for (let k = first; k <= last; k++) {
       rows[p] = r;
       offsets[p++] = k - base;
@@ -75,7 +85,7 @@ export function hoppingStarts(
     const r = sel === null ? i : sel[i]!;
     const t = ts[r]!;
     const last = windowNumber(t, slide);
-    for (let k = windowNumber(t - size, slide) + 1; k <= last; k++) {
+    for (let k = firstWindow(t, last, size, slide); k <= last; k++) {
       rows[p] = r;
       starts[p++] = k * slide;
     }

@@ -97,11 +97,16 @@ function makeData(seed: number, n: number): Batch {
 // --- aggregates under test and their SQL ------------------------------------------------------
 
 type Compare = 'exact' | 'rel' | 'hll' | 'quantile' | 'intsum';
-const AGGS: readonly { name: string; ours: string; sql: string; cmp: Compare }[] = [
+/**
+ * `scale` (for 'rel'): the magnitude the error is relative to. DuckDB sums doubles in plain
+ * double precision, so with cancellation (qty reaches ±2^31) its own error is relative to Σ|x|,
+ * not to the result; Sluice accumulates in double-double and is the more accurate of the two.
+ */
+const AGGS: readonly { name: string; ours: string; sql: string; cmp: Compare; scale?: string }[] = [
   { name: 'n', ours: 'count()', sql: 'count(*)', cmp: 'exact' },
   { name: 'n_price', ours: 'count(price)', sql: 'count(price)', cmp: 'exact' },
   { name: 'n_channel', ours: 'count(channel)', sql: 'count(channel)', cmp: 'exact' },
-  { name: 's_price', ours: 'sum(price)', sql: 'sum(price)', cmp: 'rel' },
+  { name: 's_price', ours: 'sum(price)', sql: 'sum(price)', cmp: 'rel', scale: 'sum(abs(price))' },
   { name: 's_qty', ours: 'sum(qty)', sql: 'sum(qty)::VARCHAR', cmp: 'intsum' },
   { name: 's_auction', ours: 'sum(auction)', sql: 'sum(auction)::VARCHAR', cmp: 'intsum' },
   { name: 'mn', ours: 'min(price)', sql: 'min(price)', cmp: 'exact' },
@@ -110,15 +115,15 @@ const AGGS: readonly { name: string; ours: string; sql: string; cmp: Compare }[]
   { name: 'mx_qty', ours: 'max(qty)', sql: 'max(qty)::DOUBLE', cmp: 'exact' },
   { name: 'mx_ts', ours: 'max(ts)', sql: 'max(ts)::DOUBLE', cmp: 'exact' },
   { name: 'mn_flag', ours: 'min(flag)', sql: 'min(flag::INTEGER)::DOUBLE', cmp: 'exact' },
-  { name: 'av', ours: 'avg(price)', sql: 'avg(price)', cmp: 'rel' },
-  { name: 'av_qty', ours: 'avg(qty)', sql: 'avg(qty)', cmp: 'rel' },
-  { name: 'av_auction', ours: 'avg(auction)', sql: 'avg(auction)', cmp: 'rel' },
+  { name: 'av', ours: 'avg(price)', sql: 'avg(price)', cmp: 'rel', scale: 'avg(abs(price))' },
+  { name: 'av_qty', ours: 'avg(qty)', sql: 'avg(qty)', cmp: 'rel', scale: 'avg(abs(qty::DOUBLE))' },
+  { name: 'av_auction', ours: 'avg(auction)', sql: 'avg(auction)', cmp: 'rel', scale: 'avg(abs(auction::DOUBLE))' },
   { name: 'f', ours: 'first(price)', sql: 'first(price ORDER BY ts, rid) FILTER (WHERE price IS NOT NULL)', cmp: 'exact' },
   { name: 'l', ours: 'last(price)', sql: 'last(price ORDER BY ts, rid) FILTER (WHERE price IS NOT NULL)', cmp: 'exact' },
   { name: 'l_bidder', ours: 'last(bidder)', sql: 'last(bidder::DOUBLE ORDER BY ts, rid) FILTER (WHERE bidder IS NOT NULL)', cmp: 'exact' },
-  { name: 'v', ours: 'var(price)', sql: 'var_samp(price)', cmp: 'rel' },
-  { name: 'sd', ours: 'stddev(qty)', sql: 'stddev_samp(qty)', cmp: 'rel' },
-  { name: 'sx', ours: 'sum(price * 2 + qty)', sql: 'sum(price * 2 + qty)', cmp: 'rel' },
+  { name: 'v', ours: 'var(price)', sql: 'var_samp(price)', cmp: 'rel', scale: 'var_samp(price) + avg(price) ^ 2' },
+  { name: 'sd', ours: 'stddev(qty)', sql: 'stddev_samp(qty)', cmp: 'rel', scale: 'stddev_samp(qty) + abs(avg(qty::DOUBLE))' },
+  { name: 'sx', ours: 'sum(price * 2 + qty)', sql: 'sum(price * 2 + qty)', cmp: 'rel', scale: 'sum(abs(price * 2 + qty))' },
   { name: 'acd', ours: 'approx_count_distinct(bidder)', sql: 'count(DISTINCT bidder)', cmp: 'hll' },
   { name: 'acd_ch', ours: 'approx_count_distinct(channel)', sql: 'count(DISTINCT channel)', cmp: 'hll' },
   { name: 'q90', ours: 'approx_quantile(price, 0.9)', sql: 'quantile_disc(price, 0.9)', cmp: 'quantile' },
@@ -132,15 +137,15 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'tumbling by auction', where: "price > 100 and channel != 'spam'", window: { tumbling: 10_000 }, groupBy: ['auction'] },
-  { name: 'tumbling 1s global', window: { tumbling: 1_000 }, groupBy: [] },
-  { name: 'tumbling by flag and channel', where: 'qty between -20 and 100 or price is null', window: { tumbling: 7_000 }, groupBy: ['flag', 'channel'] },
-  { name: 'hopping 10s/2s by channel', where: 'qty is not null or flag', window: { hopping: { size: 10_000, slide: 2_000 } }, groupBy: ['channel'] },
-  { name: 'hopping 6s/4s by qty', window: { hopping: { size: 6_000, slide: 4_000 } }, groupBy: ['qty'] },
-  { name: 'hopping 3s/3s by price', where: 'price < 500', window: { hopping: { size: 3_000, slide: 3_000 } }, groupBy: ['price'] },
-  { name: 'session 2s by auction', where: "channel in ('web', 'app') or channel is null", window: { session: { gap: 2_000 } }, groupBy: ['auction'] },
-  { name: 'session 50ms by bidder', window: { session: { gap: 50 } }, groupBy: ['bidder', 'channel'] },
-  { name: 'session 1s global', where: 'auction = 42', window: { session: { gap: 1_000 } }, groupBy: [] },
+  { name: 'tumbling by auction', where: "price > 100 and channel != 'spam'", window: { kind: 'tumbling', size: 10_000 }, groupBy: ['auction'] },
+  { name: 'tumbling 1s global', window: { kind: 'tumbling', size: 1_000 }, groupBy: [] },
+  { name: 'tumbling by flag and channel', where: 'qty between -20 and 100 or price is null', window: { kind: 'tumbling', size: 7_000 }, groupBy: ['flag', 'channel'] },
+  { name: 'hopping 10s/2s by channel', where: 'qty is not null or flag', window: { kind: 'hopping', size: 10_000, slide: 2_000 }, groupBy: ['channel'] },
+  { name: 'hopping 6s/4s by qty', window: { kind: 'hopping', size: 6_000, slide: 4_000 }, groupBy: ['qty'] },
+  { name: 'hopping 3s/3s by price', where: 'price < 500', window: { kind: 'hopping', size: 3_000, slide: 3_000 }, groupBy: ['price'] },
+  { name: 'session 2s by auction', where: "channel in ('web', 'app') or channel is null", window: { kind: 'session', gap: 2_000 }, groupBy: ['auction'] },
+  { name: 'session 50ms by bidder', window: { kind: 'session', gap: 50 }, groupBy: ['bidder', 'channel'] },
+  { name: 'session 1s global', where: 'auction = 42', window: { kind: 'session', gap: 1_000 }, groupBy: [] },
 ];
 
 // --- running Sluice's kernels -------------------------------------------------------------------
@@ -193,7 +198,7 @@ function keyText(col: Column, i: number): string | null {
   }
 }
 
-interface Row { sortKey: string; values: (number | string | null)[] }
+interface Row { sortKey: string; values: (number | string | null)[]; scales?: (number | string | null)[] }
 
 function sluiceRows(out: WindowResult): Row[] {
   const rows: Row[] = [];
@@ -215,22 +220,22 @@ function oracleSql(c: Case): string {
   const where = c.where === undefined ? 'true' : c.where;
   const keys = c.groupBy.map((k) => `"${k}"`);
   const keySel = keys.map((k) => `${k}`).join(', ');
-  const aggs = AGGS.map((a) => `${a.sql} AS "${a.name}"`).join(', ');
+  const aggs = [...AGGS.map((a) => `${a.sql} AS "${a.name}"`), ...AGGS.map((a) => `${a.scale ?? 'NULL'} AS "scale_${a.name}"`)].join(', ');
   const gb = (extra: string): string => [extra, ...keys].join(', ');
   const w = c.window;
-  if ('tumbling' in w) {
-    const S = w.tumbling;
+  if (w.kind === 'tumbling') {
+    const S = w.size;
     return `SELECT ${fdiv('ts', S)} * ${S} AS ws, ${fdiv('ts', S)} * ${S} + ${S} AS we${keys.length ? ', ' + keySel : ''}, ${aggs}
             FROM t WHERE ${where} GROUP BY ${gb('ws')}`;
   }
-  if ('hopping' in w) {
-    const { size, slide } = w.hopping;
+  if (w.kind === 'hopping') {
+    const { size, slide } = w;
     return `WITH f AS (SELECT *, ${fdiv(`ts - ${size}`, slide)} + 1 AS k0, ${fdiv('ts', slide)} AS k1 FROM t WHERE ${where}),
                  e AS (SELECT *, unnest(range(k0, k1 + 1)) AS k FROM f)
             SELECT k * ${slide} AS ws, k * ${slide} + ${size} AS we${keys.length ? ', ' + keySel : ''}, ${aggs}
             FROM e GROUP BY ${gb('k')}`;
   }
-  const gap = w.session.gap;
+  const gap = w.gap;
   const part = keys.length ? `PARTITION BY ${keySel}` : '';
   return `WITH f AS (SELECT * FROM t WHERE ${where}),
                s AS (SELECT *, CASE WHEN ts - lag(ts) OVER (${part} ORDER BY ts, rid) < ${gap} THEN 0 ELSE 1 END AS brk FROM f),
@@ -252,12 +257,13 @@ async function oracleRows(conn: DuckDBConnection, c: Case): Promise<Row[]> {
   return raw
     .map((r) => {
       const keys = r.slice(2, 2 + nk).map((v) => (v === null ? null : typeof v === 'boolean' ? String(v) : String(v)));
-      return { sortKey: JSON.stringify([Number(r[0]), Number(r[1]), ...keys]), values: r.slice(2 + nk).map(norm) };
+      const aggs = r.slice(2 + nk).map(norm);
+      return { sortKey: JSON.stringify([Number(r[0]), Number(r[1]), ...keys]), values: aggs.slice(0, AGGS.length), scales: aggs.slice(AGGS.length) };
     })
     .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
 }
 
-function compareValue(cmp: Compare, ours: number | string | null, want: number | string | null, where: string): void {
+function compareValue(cmp: Compare, ours: number | string | null, want: number | string | null, scale: number | string | null | undefined, where: string): void {
   if (want === null || ours === null) {
     // approx_count_distinct of nothing is 0, count(DISTINCT) of nothing is 0 too
     assert.equal(ours, want, where);
@@ -274,7 +280,8 @@ function compareValue(cmp: Compare, ours: number | string | null, want: number |
       return;
     case 'rel': {
       const w = Number(want);
-      assert.ok(Math.abs(o - w) <= 1e-12 * Math.max(1, Math.abs(w)), `${where}: ${o} vs ${w}`);
+      const mag = Math.max(1, Math.abs(w), scale === null || scale === undefined ? 0 : Math.abs(Number(scale)));
+      assert.ok(Math.abs(o - w) <= 1e-12 * mag, `${where}: ${o} vs ${w} (scale ${mag})`);
       return;
     }
     case 'hll': {
@@ -318,7 +325,7 @@ describe('oracle: Sluice kernels vs DuckDB SQL', () => {
         assert.equal(got.length, want.length, `${c.name}: ${got.length} windows×groups, DuckDB has ${want.length}`);
         for (let i = 0; i < want.length; i++) {
           assert.equal(got[i]!.sortKey, want[i]!.sortKey, `${c.name}: row ${i} key`);
-          AGGS.forEach((a, k) => compareValue(a.cmp, got[i]!.values[k]!, want[i]!.values[k]!, `${c.name} row ${i} ${a.name} (${got[i]!.sortKey})`));
+          AGGS.forEach((a, k) => compareValue(a.cmp, got[i]!.values[k]!, want[i]!.values[k]!, want[i]!.scales?.[k], `${c.name} row ${i} ${a.name} (${got[i]!.sortKey})`));
         }
         // determinism: different splits, worker counts and merge orders → identical bits
         if (previous !== null) assert.deepEqual(got, previous, `${c.name}: results differ between splits`);

@@ -23,11 +23,22 @@ const MSGPACK_RULES: ValueRules = {
   bigIntHint: ' beyond ±2^53 as a float: send it as a MessagePack int64',
 };
 
+/**
+ * msgpackr's native string extractor (msgpackr-extract 3.0.4, the version every platform has
+ * a prebuilt binary for) reads the wrong memory when the input is a view over a
+ * SharedArrayBuffer: garbage keys, and sometimes SIGSEGV, which takes the whole process down.
+ * Batches arrive in shared slabs, so copy them out first; the copy costs well under 1 % of a
+ * MessagePack decode.
+ */
+function unshared(bytes: Uint8Array): Uint8Array {
+  return bytes.buffer instanceof SharedArrayBuffer ? bytes.slice() : bytes;
+}
+
 export function decodeMsgpack(bytes: Uint8Array, schema: StreamSchema, opts?: DecodeOptions): Batch {
   return guardDecode('MessagePack batch', () => {
     let doc: unknown;
     try {
-      doc = unpackr.unpack(bytes);
+      doc = unpackr.unpack(unshared(bytes));
     } catch (err) {
       throw sluiceError('BATCH_MALFORMED', `MessagePack batch: ${err instanceof Error ? err.message : String(err)}`, err);
     }

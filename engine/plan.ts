@@ -16,6 +16,8 @@ import type { ColumnType, StreamSchema } from './schema.js';
 import type { WindowSpec } from './config.js';
 import { SluiceError, sluiceError } from './errors.js';
 import { AGGREGATES, type AggregateDef, type AggregateKernel, type OutputType } from '../native-free-kernels/aggregates.js';
+import { AggLayout } from '../native-free-kernels/aggregate-state.js';
+import { compileAddLoop, type AddLoop } from '../native-free-kernels/fused-aggregate.js';
 import {
   checkFilter,
   compileFilter,
@@ -73,6 +75,10 @@ export interface PipelinePlan {
   readonly window: WindowSpec;
   readonly keys: readonly KeyPlan[];
   readonly aggregates: readonly AggregatePlan[];
+  /** interleaved state layout of the aggregates (one row of doubles per group) */
+  readonly layout: AggLayout;
+  /** the fused add loop of every aggregate */
+  readonly add: AddLoop;
   /** ms a window stays open after the watermark passes its end */
   readonly lateness: number;
 }
@@ -82,6 +88,7 @@ export type IssueReporter = (path: (string | number)[], message: string) => void
 interface CheckedParts {
   filter: FilterKernel | null;
   aggregates: AggregatePlan[];
+  layout: AggLayout;
 }
 
 /**
@@ -113,7 +120,7 @@ export function checkPipelineExpressions(name: string, spec: PipelineSpec, schem
       fail(['select', output], err.message);
     }
   }
-  return ok ? { filter, aggregates } : null;
+  return ok ? { filter, aggregates, layout: new AggLayout(aggregates.map((a) => a.kernel)) } : null;
 }
 
 /** Every check of a pipeline against its stream; the plan when there was no problem. */
@@ -150,6 +157,8 @@ export function checkPipeline(
     window: spec.window,
     keys,
     aggregates: parts.aggregates,
+    layout: parts.layout,
+    add: compileAddLoop(parts.aggregates.map((a) => ({ kernel: a.kernel, argType: a.arg === null ? null : a.arg.type })), parts.layout),
     lateness: spec.lateness,
   };
 }

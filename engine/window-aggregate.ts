@@ -3,24 +3,35 @@
  *
  *   filter kernel → selection vector
  *   window assignment → window number per selected position (hopping expands positions)
- *   hash group-by on (window, keys) → group id per position
- *   aggregate add loops → partial state per group
+ *   group-by on (window, keys) → group id per position: direct indexing when the batch's key
+ *     ranges are small (direct-group-by.ts), else the hash table (hash-group-by.ts)
+ *   fused aggregate loop → partial state per group
  *
  * and returns a Partial (one entry per (window, group) of the batch). All scratch memory (the
- * selection vector, window offsets, group ids, the group table and the states) belongs to the
+ * selection vector, window offsets, group ids, the group tables and the state) belongs to the
  * aggregator and is reused from batch to batch; only the small Partial is allocated.
  */
 
 import type { Batch, Column, TimestampColumn } from './schema.js';
 import type { PipelinePlan } from './plan.js';
 import { GroupTable, keyInputOf, keyKindOf, type KeyInput, type KeySpec } from '../native-free-kernels/hash-group-by.js';
-import { assignTumbling, tumblingStarts } from '../native-free-kernels/tumbling-window.js';
+import { DirectGroupBy, type DirectComponent } from '../native-free-kernels/direct-group-by.js';
+import { assignTumbling, tumblingStarts, type OffsetRange } from '../native-free-kernels/tumbling-window.js';
 import { assignHopping, hoppingCapacity, hoppingStarts } from '../native-free-kernels/hopping-window.js';
 import { assignSessions } from '../native-free-kernels/session-window.js';
-import { newState, type AddContext } from '../native-free-kernels/aggregates.js';
-import type { AggState } from '../native-free-kernels/aggregate-state.js';
+import type { AddContext } from '../native-free-kernels/aggregates.js';
+import { AggState } from '../native-free-kernels/aggregate-state.js';
 import type { Partial } from '../native-free-kernels/partial.js';
 import { gatherColumn } from '../native-free-kernels/gather.js';
+
+/** The result of grouping positions: group count, and how to read a group's keys back. */
+interface Grouping {
+  size: number;
+  /** the window component (offset, or start for wide batches) of every group */
+  window(): Int32Array | Float64Array | null;
+  /** the key columns of every group (or of the listed groups) */
+  keys(groups?: Int32Array): Column[];
+}
 
 export class WindowAggregator {
   readonly plan: PipelinePlan;
@@ -31,23 +42,29 @@ export class WindowAggregator {
   private starts = new Float64Array(0);
   private gids = new Int32Array(0);
   private keyGids = new Int32Array(0);
-  /** (window offset, keys...) for tumbling/hopping, keys only for sessions */
-  private readonly table: GroupTable;
-  /** (window start f64, keys...) — only for batches whose windows span > 2^30 numbers */
-  private wideTable: GroupTable | null = null;
-  private readonly states: AggState[];
+  private readonly direct = new DirectGroupBy();
+  private readonly offsetRange: OffsetRange = { lo: 0, hi: 0 };
+  /** hash tables by layout: keys only (sessions), (i32 window offset, keys), (f64 window start, keys) */
+  private readonly tables = new Map<string, GroupTable>();
+  private readonly state: AggState;
   private used = 0;
   private readonly mapScratch: Int32Array[];
+  /** per-batch string dedupe for direct grouping: dictionary code → dense id */
+  private readonly dedupe = new Map<string, number>();
 
   constructor(plan: PipelinePlan) {
     this.plan = plan;
-    const keySpecs: KeySpec[] = plan.keys.map((k) => ({ kind: keyKindOf(k.type), perPosition: false }));
-    this.table = new GroupTable(plan.window.kind === 'session' ? keySpecs : [{ kind: 'i32', perPosition: true }, ...keySpecs]);
-    this.states = plan.aggregates.map((a) => newState(a.kernel, 1024));
+    this.state = new AggState(plan.layout, 1024);
     this.mapScratch = plan.keys.map(() => new Int32Array(16));
   }
 
-  /** Aggregate one batch. `seq` orders batches of the stream (first/last ties). */
+  /**
+   * Aggregate one batch. `seq` orders batches of the stream (first/last ties).
+   *
+   * The returned partial's `state` is this aggregator's scratch state, valid only until the
+   * next call: serialize it (serializePartial, which a worker does anyway to transfer it) or
+   * merge it first. Copying 10 K groups' state per batch cost more than the aggregation.
+   */
   run(batch: Batch, seq: number): Partial {
     const plan = this.plan;
     const n = batch.length;
@@ -68,6 +85,7 @@ export class WindowAggregator {
       m = n;
       rows = this.identity;
     }
+    // event-time bounds over every row (filtered-out events still advance event time)
     let minT = Infinity;
     let maxT = -Infinity;
     for (let i = 0; i < n; i++) {
@@ -77,8 +95,6 @@ export class WindowAggregator {
     }
 
     // 2 + 3. windows and groups
-    const table = this.table;
-    table.clear();
     let G: number;
     let windowStart: Float64Array;
     let windowEnd: Float64Array;
@@ -89,48 +105,35 @@ export class WindowAggregator {
     if (w.kind === 'session') {
       if (this.keyGids.length < m) this.keyGids = new Int32Array(grow(m));
       if (this.gids.length < m) this.gids = new Int32Array(grow(m));
-      table.insert(this.keyInputs(table, batch), rows, m, this.keyGids);
-      const s = assignSessions(ts, rows, m, this.keyGids, table.size, w.gap, this.gids);
+      const grouping = this.group(batch, rows, m, null, this.keyGids);
+      const s = assignSessions(ts, rows, m, this.keyGids, grouping.size, w.gap, this.gids);
       G = s.count;
       windowStart = s.start.slice();
       windowEnd = s.end.slice();
-      keys = plan.keys.map((k, j) => gatherColumn(table.keyColumn(j, k.type), s.keyGroup));
+      keys = grouping.keys(s.keyGroup);
       gids = this.gids;
       positions = m;
     } else {
       const slide = w.kind === 'tumbling' ? w.size : w.slide;
-      // the filter's selection; `rows` becomes the expanded positions for hopping windows
       const selected = rows;
       let base: number | null;
       if (w.kind === 'tumbling') {
         if (this.offsets.length < m) this.offsets = new Int32Array(grow(m));
-        base = assignTumbling(ts, rows, m, w.size, this.offsets);
+        base = assignTumbling(ts, selected, m, w.size, this.offsets, this.offsetRange);
         positions = m;
       } else {
         const cap = hoppingCapacity(m, w.size, w.slide);
         if (this.offsets.length < cap) this.offsets = new Int32Array(grow(cap));
         if (this.rows.length < cap) this.rows = new Int32Array(grow(cap));
-        const e = assignHopping(ts, rows, m, w.size, w.slide, this.rows, this.offsets);
+        const e = assignHopping(ts, selected, m, w.size, w.slide, this.rows, this.offsets);
         base = e === null ? null : e.base;
         positions = e === null ? 0 : e.n;
         rows = this.rows;
       }
-      if (this.gids.length < positions) this.gids = new Int32Array(grow(positions));
-      gids = this.gids;
-      if (base !== null) {
-        const inputs: KeyInput[] = [{ values: this.offsets, valid: null, map: null }, ...this.keyInputs(table, batch)];
-        table.insert(inputs, w.kind === 'tumbling' ? rows : this.rows, positions, gids);
-        G = table.size;
-        windowStart = new Float64Array(G);
-        const offs = table.keyColumn(0, 'int32');
-        if (offs.type !== 'int32') throw new Error('unreachable');
-        for (let g = 0; g < G; g++) windowStart[g] = (base + offs.values[g]!) * slide;
-        keys = plan.keys.map((k, j) => table.keyColumn(j + 1, k.type));
-      } else {
+      let window: Int32Array | Float64Array = this.offsets;
+      if (base === null) {
         // Windows of this batch span more numbers than an int32 offset holds: key on the
         // window start itself (two words) instead. Rare (tiny windows, wide batches).
-        const wide = this.wideTableFor();
-        wide.clear();
         if (w.kind === 'tumbling') {
           if (this.starts.length < m) this.starts = new Float64Array(grow(m));
           tumblingStarts(ts, selected, m, w.size, this.starts);
@@ -139,53 +142,145 @@ export class WindowAggregator {
           if (this.starts.length < cap) this.starts = new Float64Array(grow(cap));
           positions = hoppingStarts(ts, selected, m, w.size, w.slide, this.rows, this.starts);
           rows = this.rows;
-          if (this.gids.length < positions) this.gids = new Int32Array(grow(positions));
-          gids = this.gids;
         }
-        const inputs: KeyInput[] = [{ values: this.starts, valid: null, map: null }, ...this.keyInputs(wide, batch)];
-        wide.insert(inputs, rows, positions, gids);
-        G = wide.size;
-        const startCol = wide.keyColumn(0, 'float64');
-        if (startCol.type !== 'float64') throw new Error('unreachable');
-        windowStart = startCol.values;
-        keys = plan.keys.map((k, j) => wide.keyColumn(j + 1, k.type));
+        window = this.starts;
       }
+      if (this.gids.length < positions) this.gids = new Int32Array(grow(positions));
+      gids = this.gids;
+      const grouping = this.group(batch, rows, positions, window, gids, w.kind === 'tumbling' && base !== null ? this.offsetRange : undefined);
+      G = grouping.size;
+      const win = grouping.window()!;
+      windowStart = new Float64Array(G);
+      if (base !== null) for (let g = 0; g < G; g++) windowStart[g] = (base + win[g]!) * slide;
+      else windowStart.set(win.subarray(0, G));
       windowEnd = new Float64Array(G);
       for (let g = 0; g < G; g++) windowEnd[g] = windowStart[g]! + w.size;
+      keys = grouping.keys();
     }
 
-    // 4. aggregates
+    // 4. aggregates: one fused loop over the positions, into this aggregator's scratch state
     const ctx: AddContext = { eventTime: ts, seq };
-    const states: AggState[] = [];
-    plan.aggregates.forEach((a, k) => {
-      const st = this.states[k]!;
-      st.reset(this.used);
-      st.ensure(G);
-      const arg = a.arg === null ? null : a.arg.kind === 'column' ? batch.columns[a.arg.index]! : a.arg.kernel(batch);
-      a.kernel.add(st, gids, rows, positions, arg, ctx);
-      states.push(st.slice(G));
-    });
+    const st = this.state;
+    st.reset(this.used);
+    st.ensure(G);
+    const args = plan.aggregates.map((a) => (a.arg === null ? null : a.arg.kind === 'column' ? batch.columns[a.arg.index]! : a.arg.kernel(batch)));
+    plan.add(st, gids, rows, positions, args, ctx);
     this.used = G;
 
-    return { groups: G, windowStart, windowEnd, keys, states, rowsIn: n, rowsSelected: m, minEventTime: minT, maxEventTime: maxT };
+    // The state is lent, not copied: serialize or merge the partial before the next run().
+    return { groups: G, windowStart, windowEnd, keys, state: st, rowsIn: n, rowsSelected: m, minEventTime: minT, maxEventTime: maxT };
   }
 
-  /** The key columns of a batch as group-by inputs (string dictionaries interned into `table`). */
-  private keyInputs(table: GroupTable, batch: Batch): KeyInput[] {
-    return this.plan.keys.map((k, j) => {
-      const col = batch.columns[k.index]!;
-      if (col.type === 'string' && this.mapScratch[j]!.length < col.dict.length) this.mapScratch[j] = new Int32Array(grow(col.dict.length));
-      return keyInputOf(table, col, this.mapScratch[j]);
-    });
-  }
+  /**
+   * Group n positions (row `rows[i]`) by (window component, key columns): direct indexing
+   * when the batch's value ranges allow, else the hash table.
+   */
+  private group(
+    batch: Batch,
+    rows: Int32Array,
+    n: number,
+    window: Int32Array | Float64Array | null,
+    out: Int32Array,
+    windowRange?: OffsetRange,
+  ): Grouping {
+    const plan = this.plan;
+    const cols = plan.keys.map((k) => batch.columns[k.index]!);
 
-  private wideTableFor(): GroupTable {
-    if (this.wideTable === null) {
-      const keySpecs: KeySpec[] = this.plan.keys.map((k) => ({ kind: keyKindOf(k.type), perPosition: false }));
-      this.wideTable = new GroupTable([{ kind: 'f64', perPosition: true }, ...keySpecs]);
+    if (!(window instanceof Float64Array)) {
+      const comps: DirectComponent[] = [];
+      if (window !== null) {
+        comps.push(windowRange === undefined
+          ? { kind: 'i32', perPosition: true, values: window, valid: null, map: null }
+          : { kind: 'i32', perPosition: true, values: window, valid: null, map: null, range: windowRange });
+      }
+      cols.forEach((c, j) => comps.push(this.directComponent(c, j)));
+      // a map of up to 4 entries per position (and at least 64 K) stays cheaper than hashing
+      if (this.direct.tryInsert(comps, rows, n, out, Math.max(1 << 16, Math.min(1 << 20, 4 * n)))) {
+        const size = this.direct.size;
+        const first = this.direct.firstPos;
+        return {
+          size,
+          window: () => {
+            if (window === null) return null;
+            const w = new Int32Array(size);
+            for (let g = 0; g < size; g++) w[g] = window[first[g]!]!;
+            return w;
+          },
+          keys: (groups) => {
+            const ids = groups ?? identityOf(size);
+            const rep = new Int32Array(ids.length);
+            for (let i = 0; i < ids.length; i++) rep[i] = rows[first[ids[i]!]!]!;
+            return cols.map((c) => gatherColumn(c, rep));
+          },
+        };
+      }
     }
-    return this.wideTable;
+
+    const table = this.tableFor(window);
+    table.clear();
+    const inputs: KeyInput[] = [];
+    if (window !== null) inputs.push({ values: window, valid: null, map: null });
+    cols.forEach((c, j) => {
+      if (c.type === 'string' && this.mapScratch[j]!.length < c.dict.length) this.mapScratch[j] = new Int32Array(grow(c.dict.length));
+      inputs.push(keyInputOf(table, c, this.mapScratch[j]));
+    });
+    table.insert(inputs, rows, n, out);
+    const first = window === null ? 0 : 1;
+    return {
+      size: table.size,
+      window: () => {
+        if (window === null) return null;
+        const col = table.keyColumn(0, window instanceof Float64Array ? 'float64' : 'int32');
+        return col.type === 'float64' || col.type === 'int32' ? col.values : null;
+      },
+      keys: (groups) => plan.keys.map((k, j) => {
+        const col = table.keyColumn(j + first, k.type);
+        return groups === undefined ? col : gatherColumn(col, groups);
+      }),
+    };
   }
+
+  /** A key column as a direct-grouping component; strings are deduplicated per batch. */
+  private directComponent(c: Column, j: number): DirectComponent {
+    switch (c.type) {
+      case 'string': {
+        if (this.mapScratch[j]!.length < c.dict.length) this.mapScratch[j] = new Int32Array(grow(c.dict.length));
+        const map = this.mapScratch[j]!;
+        const ids = this.dedupe;
+        ids.clear();
+        for (let d = 0; d < c.dict.length; d++) {
+          const s = c.dict[d]!;
+          let id = ids.get(s);
+          if (id === undefined) { id = ids.size; ids.set(s, id); }
+          map[d] = id;
+        }
+        return { kind: 'str', perPosition: false, values: c.codes, valid: c.valid, map };
+      }
+      case 'int64': return { kind: 'i64', perPosition: false, values: c.words, valid: c.valid, map: null };
+      default: return { kind: keyKindOf(c.type), perPosition: false, values: c.values, valid: c.valid, map: null };
+    }
+  }
+
+  private tableFor(window: Int32Array | Float64Array | null): GroupTable {
+    const layout = window === null ? 'keys' : window instanceof Float64Array ? 'f64' : 'i32';
+    let t = this.tables.get(layout);
+    if (t === undefined) {
+      const keySpecs: KeySpec[] = this.plan.keys.map((k) => ({ kind: keyKindOf(k.type), perPosition: false }));
+      t = new GroupTable(window === null ? keySpecs : [{ kind: layout === 'f64' ? 'f64' : 'i32', perPosition: true }, ...keySpecs]);
+      this.tables.set(layout, t);
+    }
+    return t;
+  }
+}
+
+let identityCache = new Int32Array(0);
+
+function identityOf(n: number): Int32Array {
+  if (identityCache.length < n) {
+    identityCache = new Int32Array(grow(n));
+    for (let i = 0; i < identityCache.length; i++) identityCache[i] = i;
+  }
+  return identityCache.subarray(0, n);
 }
 
 function grow(n: number): number {

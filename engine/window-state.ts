@@ -12,9 +12,9 @@
 import type { Column } from './schema.js';
 import type { PipelinePlan } from './plan.js';
 import { GroupTable, keyInputOf, keyKindOf, type KeyInput, type KeySpec } from '../native-free-kernels/hash-group-by.js';
-import { newState } from '../native-free-kernels/aggregates.js';
-import type { AggState } from '../native-free-kernels/aggregate-state.js';
+import { AggState } from '../native-free-kernels/aggregate-state.js';
 import type { Partial } from '../native-free-kernels/partial.js';
+import type { AggregateKernel } from '../native-free-kernels/aggregates.js';
 import { gatherColumn } from '../native-free-kernels/gather.js';
 
 /** Closed windows, columnar: one entry per (window, group). */
@@ -32,7 +32,7 @@ interface Bucket {
   readonly start: number;
   readonly end: number;
   readonly table: GroupTable;
-  readonly states: AggState[];
+  readonly state: AggState;
 }
 
 export class WindowState {
@@ -96,12 +96,12 @@ export class WindowState {
           start,
           end: p.windowEnd[order[offsets[b]!]!]!,
           table: new GroupTable(this.keySpecs, 256),
-          states: this.plan.aggregates.map((a) => newState(a.kernel, 256)),
+          state: new AggState(this.plan.layout, 256),
         };
         this.buckets.set(start, bucket);
       }
       const sel = order.subarray(offsets[b]!, offsets[b + 1]!);
-      mergeInto(bucket.table, bucket.states, this.plan, p, sel, this.gidsFor(sel.length));
+      mergeInto(bucket.table, bucket.state, this.plan, p, sel, this.gidsFor(sel.length));
     }
   }
 
@@ -135,7 +135,7 @@ export class WindowState {
       windowStart.fill(b.start, o, o + n);
       windowEnd.fill(b.end, o, o + n);
       this.plan.keys.forEach((k, j) => parts[j]!.push(b.table.keyColumn(j, k.type)));
-      this.plan.aggregates.forEach((a, k) => finaliseInto(a.kernel.final, b.states[k]!, n, values[k]!, o));
+      this.plan.aggregates.forEach((a, k) => finaliseInto(a.kernel, k, b.state, n, values[k]!, o));
       o += n;
     }
     return { rows, windowStart, windowEnd, keys: parts.map(concatColumns), values };
@@ -147,26 +147,24 @@ export class WindowState {
   }
 }
 
-/** Merge partial entries `sel` into (table, states): look their keys up, then fold states. */
-function mergeInto(table: GroupTable, states: AggState[], plan: PipelinePlan, p: Partial, sel: Int32Array, gids: Int32Array): void {
+/** Merge partial entries `sel` into (table, state): look their keys up, then fold states. */
+function mergeInto(table: GroupTable, state: AggState, plan: PipelinePlan, p: Partial, sel: Int32Array, gids: Int32Array): void {
   const inputs: KeyInput[] = p.keys.map((c) => keyInputOf(table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
   table.insert(inputs, sel, sel.length, gids);
-  plan.aggregates.forEach((a, k) => {
-    const st = states[k]!;
-    st.ensure(table.size);
-    a.kernel.merge(st, gids, p.states[k]!, sel, sel.length);
-  });
+  state.ensure(table.size);
+  plan.aggregates.forEach((a, k) => a.kernel.merge(state, k, gids, p.state, sel, sel.length));
 }
 
 function finaliseInto(
-  final: (st: AggState, g: number) => number | null,
+  kernel: AggregateKernel,
+  k: number,
   st: AggState,
   n: number,
   out: { values: Float64Array; valid: Uint8Array },
   offset: number,
 ): void {
   for (let g = 0; g < n; g++) {
-    const v = final(st, g);
+    const v = kernel.final(st, k, g);
     if (v !== null) {
       out.values[offset + g] = v;
       out.valid[offset + g] = 1;
@@ -268,7 +266,7 @@ class SessionStore {
   private start = new Float64Array(256);
   private end = new Float64Array(256);
   private keyOf = new Int32Array(256);
-  private readonly states: AggState[];
+  private readonly state: AggState;
   private readonly free: number[] = [];
   private slots = 0;
   open = 0;
@@ -276,7 +274,7 @@ class SessionStore {
   constructor(plan: PipelinePlan, keySpecs: KeySpec[]) {
     this.plan = plan;
     this.table = new GroupTable(keySpecs, 256);
-    this.states = plan.aggregates.map((a) => newState(a.kernel, 256));
+    this.state = new AggState(plan.layout, 256);
   }
 
   merge(p: Partial): void {
@@ -305,7 +303,7 @@ class SessionStore {
             // absorb another overlapping session into the target
             one[0] = target;
             src[0] = slot;
-            this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.states[j]!, one, this.states[j]!, src, 1));
+            this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.state, j, one, this.state, src, 1));
             lo = Math.min(lo, this.start[slot]!);
             hi = Math.max(hi, this.end[slot]!);
             this.release(slot);
@@ -325,7 +323,7 @@ class SessionStore {
       this.end[target] = Math.max(this.end[target]!, hi);
       one[0] = target;
       src[0] = g;
-      this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.states[j]!, one, p.states[j]!, src, 1));
+      this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.state, j, one, p.state, src, 1));
       list.sort((a, b) => this.start[a]! - this.start[b]!);
     }
   }
@@ -354,7 +352,7 @@ class SessionStore {
     const values = this.plan.aggregates.map((a, k) => {
       const out = { values: new Float64Array(n), valid: new Uint8Array(n) };
       for (let i = 0; i < n; i++) {
-        const v = a.kernel.final(this.states[k]!, idx[i]!);
+        const v = a.kernel.final(this.state, k, idx[i]!);
         if (v !== null) {
           out.values[i] = v;
           out.valid[i] = 1;
@@ -385,7 +383,7 @@ class SessionStore {
         this.end = grow(this.end, (n) => new Float64Array(n));
         this.keyOf = grow(this.keyOf, (n) => new Int32Array(n));
       }
-      for (const st of this.states) st.ensure(this.slots);
+      this.state.ensure(this.slots);
     }
     this.keyOf[slot] = key;
     this.open++;
@@ -394,11 +392,7 @@ class SessionStore {
 
   /** Return a slot to the free list with its state reset to the initial values. */
   private release(slot: number): void {
-    for (const st of this.states) {
-      for (let j = 0; j < st.f.length; j++) st.f[j]![slot] = st.inits[j]!;
-      if (st.hll !== null) st.hll[slot] = undefined;
-      if (st.qs !== null) st.qs[slot] = undefined;
-    }
+    this.state.resetGroup(slot);
     this.free.push(slot);
     this.open--;
   }

@@ -1,30 +1,94 @@
 /**
- * Columnar storage of partial aggregates for many groups: one Float64Array per state field
- * (`f[field][group]`), plus per-group sketch objects for the two sketch aggregates. A group's
- * state is a column slice, so `add` is a tight loop over group ids and `merge` folds one state
- * array into another group by group.
+ * Storage of partial aggregates for many groups, interleaved: all numeric state of one group —
+ * every aggregate of the pipeline — sits side by side in one Float64Array row
+ *
+ *     data[g * stride + offset(k) + field]
+ *
+ * so the fused add loop touches one cache line per input row, whatever the number of
+ * aggregates (count + sum + min + max is 8 doubles: exactly one line). Separate arrays per
+ * field cost one cache miss per field per row and measured twice as slow at 10 K groups.
+ *
+ * The two sketch aggregates keep one object per group beside the numeric rows.
  */
 
 import type { HyperLogLog } from './hyperloglog.js';
 import type { QuantileSketch } from './quantile-sketch.js';
 
-export class AggState {
-  /** numeric fields, each `capacity` long */
-  f: Float64Array[];
-  /** approx_count_distinct: one sketch per group (created on first value) */
-  hll: (HyperLogLog | undefined)[] | null;
-  /** approx_quantile: one sketch per group (created on first value) */
-  qs: (QuantileSketch | undefined)[] | null;
-  capacity: number;
-  /** initial value of each field for a new group */
-  readonly inits: readonly number[];
+export type SketchKind = 'hll' | 'qs' | null;
 
-  constructor(inits: readonly number[], sketch: 'hll' | 'qs' | null, capacity: number) {
-    this.inits = inits;
-    this.capacity = capacity;
-    this.f = inits.map((v) => new Float64Array(capacity).fill(v));
-    this.hll = sketch === 'hll' ? [] : null;
-    this.qs = sketch === 'qs' ? [] : null;
+/** What the layout needs to know of an aggregate kernel. */
+export interface StateShape {
+  /** initial value of each numeric field */
+  readonly inits: readonly number[];
+  readonly sketch: SketchKind;
+}
+
+export class AggLayout {
+  readonly shapes: readonly StateShape[];
+  /** doubles per group */
+  readonly stride: number;
+  /** first field of aggregate k in a group's row */
+  readonly offsets: readonly number[];
+  /** one group's row at its initial values */
+  readonly inits: Float64Array;
+
+  constructor(shapes: readonly StateShape[]) {
+    this.shapes = shapes;
+    const offsets: number[] = [];
+    let stride = 0;
+    for (const s of shapes) {
+      offsets.push(stride);
+      stride += s.inits.length;
+    }
+    this.offsets = offsets;
+    this.stride = stride;
+    this.inits = new Float64Array(stride);
+    shapes.forEach((s, k) => this.inits.set(s.inits, offsets[k]));
+  }
+
+  /** true when every initial value is 0 (then a fresh Float64Array is already initialised) */
+  get zeroInit(): boolean {
+    return this.inits.every((v) => Object.is(v, 0));
+  }
+}
+
+export class AggState {
+  readonly layout: AggLayout;
+  /** capacity × stride doubles */
+  data: Float64Array;
+  capacity: number;
+  /** per aggregate k: per group sketch (only for sketch aggregates; empty otherwise) */
+  readonly hll: (HyperLogLog | undefined)[][];
+  readonly qs: (QuantileSketch | undefined)[][];
+
+  /** `data` (optional): adopt these capacity × stride doubles as they are, without initialising. */
+  constructor(layout: AggLayout, capacity: number, data?: Float64Array) {
+    this.layout = layout;
+    this.capacity = Math.max(1, capacity);
+    if (data !== undefined) {
+      this.data = data;
+    } else {
+      this.data = new Float64Array(this.capacity * layout.stride);
+      this.initRange(0, this.capacity);
+    }
+    this.hll = layout.shapes.map(() => []);
+    this.qs = layout.shapes.map(() => []);
+  }
+
+  /** Groups [from, to) to the initial row: one row written, then doubled with copyWithin. */
+  private initRange(from: number, to: number): void {
+    const { stride, inits } = this.layout;
+    if (stride === 0 || to <= from) return;
+    const d = this.data;
+    if (this.layout.zeroInit) {
+      d.fill(0, from * stride, to * stride);
+      return;
+    }
+    d.set(inits, from * stride);
+    for (let done = 1; done < to - from; done *= 2) {
+      const rows = Math.min(done, to - from - done);
+      d.copyWithin((from + done) * stride, from * stride, (from + rows) * stride);
+    }
   }
 
   /** Make room for groups [0, capacity); new groups start at the initial values. */
@@ -32,28 +96,34 @@ export class AggState {
     if (capacity <= this.capacity) return;
     let cap = Math.max(1, this.capacity) * 2;
     while (cap < capacity) cap *= 2;
-    for (let j = 0; j < this.f.length; j++) {
-      const next = new Float64Array(cap);
-      next.set(this.f[j]!);
-      if (this.inits[j] !== 0) next.fill(this.inits[j]!, this.capacity);
-      this.f[j] = next;
-    }
+    const next = new Float64Array(cap * this.layout.stride);
+    next.set(this.data.subarray(0, this.capacity * this.layout.stride));
+    this.data = next;
+    const old = this.capacity;
     this.capacity = cap;
+    this.initRange(old, cap);
   }
 
-  /** Reset groups [0, used) to the initial values (per-batch states are reused). */
+  /** Reset groups [0, used) to the initial values and drop every sketch (per-batch states are reused). */
   reset(used: number): void {
-    for (let j = 0; j < this.f.length; j++) this.f[j]!.fill(this.inits[j]!, 0, used);
-    if (this.hll !== null) this.hll.length = 0;
-    if (this.qs !== null) this.qs.length = 0;
+    this.initRange(0, Math.min(used, this.capacity));
+    for (const a of this.hll) a.length = 0;
+    for (const a of this.qs) a.length = 0;
+  }
+
+  /** Re-initialise one group (a freed session slot). */
+  resetGroup(g: number): void {
+    const { stride, inits } = this.layout;
+    this.data.set(inits, g * stride);
+    for (const a of this.hll) if (g < a.length) a[g] = undefined;
+    for (const a of this.qs) if (g < a.length) a[g] = undefined;
   }
 
   /** Copy groups [0, n) into a fresh, exactly sized state (a partial result). */
   slice(n: number): AggState {
-    const out = new AggState(this.inits, this.hll !== null ? 'hll' : this.qs !== null ? 'qs' : null, Math.max(n, 1));
-    for (let j = 0; j < this.f.length; j++) out.f[j]!.set(this.f[j]!.subarray(0, n));
-    if (this.hll !== null) out.hll = this.hll.slice(0, n);
-    if (this.qs !== null) out.qs = this.qs.slice(0, n);
+    const out = new AggState(this.layout, Math.max(n, 1), this.data.slice(0, Math.max(n, 1) * this.layout.stride));
+    this.hll.forEach((a, k) => { out.hll[k] = a.slice(0, n); });
+    this.qs.forEach((a, k) => { out.qs[k] = a.slice(0, n); });
     return out;
   }
 }

@@ -3,34 +3,41 @@
  * aggregate-functions table). Each definition binds, once per plan, to the type of its argument
  * and yields a kernel with
  *
- *   fields / init   the numeric state of one group (Float64 columns in an AggState)
- *   add             fold rows into groups: tight loop over (group id, row id) pairs
- *   merge           fold group srcRows[i] of another state into group dstGids[i] of this one
- *   final           the output value of one group (null = SQL NULL)
+ *   inits   the numeric state fields of one group and their initial values
+ *   fused   the per-row update as a code fragment; the plan compiles the fragments of all its
+ *           aggregates into ONE loop over the rows (fused-aggregate.ts)
+ *   addRows an update loop of its own, for the sketch aggregates (one object per group)
+ *   merge   fold group srcRows[i] of another state into group dstGids[i] of this one
+ *   final   the output value of one group (null = SQL NULL)
+ *
+ * State lives in an AggState (aggregate-state.ts): aggregate k of group g starts at
+ * data[g * stride + offsets[k]].
  *
  * Determinism (DESIGN.md A3: same rows whatever the batch sizes and worker count) shapes the
  * state: merging must not depend on how rows were split into partials.
  * - count, min, max, first, last and the sketches are order independent by construction
  *   (first / last break event-time ties by arrival: batch sequence, then row).
  * - sum / avg / var of doubles accumulate in double-double (TwoSum; Dekker's TwoProduct for
- *   squares), ~106 bits, so the rounded result is the correctly rounded sum except when the
- *   exact sum lies within ~n·2⁻¹⁰⁶ of a rounding boundary.
+ *   squares), ~106 bits, and round once at the end, so the result is the correctly rounded
+ *   value except when the exact one lies within ~n·2⁻¹⁰⁶ of a rounding boundary.
  * - sum / avg of int64 and int32 are exact: three word sums (low 16 bits, next 16 bits, the
- *   signed high word) that stay below 2^53, converted to a double once per group at the end.
+ *   signed high word) that stay exact doubles, carried on merge, converted once per group.
  * - NaN follows DuckDB's order (NaN is the largest value): max is NaN when any value is,
  *   min only when all are.
+ * - Aggregates of a column skip its nulls (SQL); first / last return the first / last
+ *   non-null value by event time.
  */
 
 import type { Column, ColumnType } from '../engine/schema.js';
-import { AggState } from './aggregate-state.js';
+import type { AggState } from './aggregate-state.js';
 import { doubleHi, doubleLo, fmix32, hashCombine, hashString } from './hash.js';
-import { dd, ddAdd, ddDiv, ddSquare } from './double-double.js';
+import { dd, ddAdd, ddDiv, ddSquare, twoSum } from './double-double.js';
 import { HyperLogLog } from './hyperloglog.js';
 import { QuantileSketch } from './quantile-sketch.js';
 
 export type OutputType = 'BIGINT' | 'DOUBLE';
 
-/** Per-call context of `add`. */
+/** Per-call context of an add. */
 export interface AddContext {
   /** event time (ms) of every row of the batch */
   readonly eventTime: Float64Array;
@@ -38,14 +45,27 @@ export interface AddContext {
   readonly seq: number;
 }
 
+/**
+ * A per-row update as JavaScript statements, spliced into the generated fused loop.
+ * Names in scope: `S` (state data), `b` (this group's first field of this aggregate),
+ * `x` (the argument value: a double for input 'f64', an int32 for 'i32'), `lo` / `hi`
+ * (the words of an int64 for input 'i64'), `r` (row), `ET` (event times), `seq`, and `T`
+ * (a 2-slot Float64Array scratch for branch-free selects).
+ * The fragments are constants of this file — never user text.
+ */
+export interface FusedAdd {
+  readonly input: 'none' | 'f64' | 'i32' | 'i64';
+  readonly code: string;
+}
+
 export interface AggregateKernel {
   readonly inits: readonly number[];
   readonly sketch: 'hll' | 'qs' | null;
-  /** `rows[i]` is the row of position i, `gids[i]` its group; arg null for count() */
-  add(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null, ctx: AddContext): void;
-  /** fold src group srcRows[i] into dst group dstGids[i], for i < n */
-  merge(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void;
-  final(st: AggState, g: number): number | null;
+  /** fused per-row update, or null when the kernel brings its own loop (`addRows`) */
+  readonly fused: FusedAdd | null;
+  readonly addRows: ((st: AggState, k: number, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null, ctx: AddContext) => void) | null;
+  merge(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void;
+  final(st: AggState, k: number, g: number): number | null;
 }
 
 export interface AggregateDef {
@@ -62,466 +82,260 @@ export interface AggregateDef {
 const NUMERIC: readonly ColumnType[] = ['int32', 'int64', 'float64'];
 const ORDERED: readonly ColumnType[] = ['int32', 'int64', 'float64', 'timestamp', 'bool'];
 
-// ---------------------------------------------------------------------------------------------
-// Argument access. Numeric kernels read a Float64Array; other column types are widened to
-// doubles once per batch (one pass) so every add loop stays monomorphic.
-
-let widenScratch = new Float64Array(0);
-
-/** The argument as doubles indexed by row (a view for float64/timestamp, else a widened copy). */
-function doublesOf(arg: Column | null): Float64Array {
-  if (arg === null) throw new Error('aggregate needs an argument');
-  switch (arg.type) {
-    case 'float64':
-    case 'timestamp':
-      return arg.values;
-    default: {
-      const n = arg.type === 'int64' ? arg.words.length >> 1 : arg.type === 'string' ? arg.codes.length : arg.values.length;
-      if (widenScratch.length < n) widenScratch = new Float64Array(Math.max(n, widenScratch.length * 2));
-      const out = widenScratch;
-      if (arg.type === 'int64') {
-        const w = arg.words;
-        for (let r = 0; r < n; r++) out[r] = w[2 * r + 1]! * 4294967296 + (w[2 * r]! >>> 0);
-      } else if (arg.type === 'string') {
-        throw new Error('string argument is not numeric');
-      } else {
-        const v = arg.values;
-        for (let r = 0; r < n; r++) out[r] = v[r]!;
-      }
-      return out;
-    }
-  }
+/** Loop over (dst group, src group) pairs: field bases of aggregate k in both states. */
+function pairs(
+  dst: AggState,
+  k: number,
+  dstGids: Int32Array,
+  src: AggState,
+  srcRows: Int32Array,
+  n: number,
+  body: (d: Float64Array, db: number, s: Float64Array, sb: number) => void,
+): void {
+  const dStride = dst.layout.stride, dOff = dst.layout.offsets[k]!;
+  const sStride = src.layout.stride, sOff = src.layout.offsets[k]!;
+  const d = dst.data, s = src.data;
+  for (let i = 0; i < n; i++) body(d, dstGids[i]! * dStride + dOff, s, srcRows[i]! * sStride + sOff);
 }
 
-function validOf(arg: Column | null): Uint8Array | null {
-  return arg === null ? null : arg.valid;
+function base(st: AggState, k: number, g: number): number {
+  return g * st.layout.stride + st.layout.offsets[k]!;
 }
 
 // ---------------------------------------------------------------------------------------------
-// count() and count(col)
+// count() and count(col). Field: n.
 
-const countStar: AggregateKernel = {
-  inits: [0],
-  sketch: null,
-  add(st, gids, _rows, n) {
-    const c = st.f[0]!;
-    for (let i = 0; i < n; i++) c[gids[i]!]!++;
-  },
-  merge(dst, dstGids, src, srcRows, n) {
-    const d = dst.f[0]!;
-    const s = src.f[0]!;
-    for (let i = 0; i < n; i++) d[dstGids[i]!]! += s[srcRows[i]!]!;
-  },
-  final(st, g) {
-    return st.f[0]![g]!;
-  },
-};
-
-const countCol: AggregateKernel = {
-  ...countStar,
-  add(st, gids, rows, n, arg) {
-    const valid = validOf(arg);
-    if (valid === null) return countStar.add(st, gids, rows, n, null, NO_CONTEXT);
-    const c = st.f[0]!;
-    for (let i = 0; i < n; i++) c[gids[i]!]! += valid[rows[i]!]!;
-  },
-};
-
-const NO_CONTEXT: AddContext = { eventTime: new Float64Array(0), seq: 0 };
+function countKernel(input: 'none'): AggregateKernel {
+  return {
+    inits: [0],
+    sketch: null,
+    fused: { input, code: 'S[b] += 1;' },
+    addRows: null,
+    merge(dst, k, dstGids, src, srcRows, n) {
+      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => { d[db]! += s[sb]!; });
+    },
+    final(st, k, g) {
+      return st.data[base(st, k, g)]!;
+    },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // sum / avg of doubles: double-double accumulation. Fields: hi, lo, n.
 
-function addSumF64(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
-  const x = doublesOf(arg);
-  const valid = validOf(arg);
-  const hi = st.f[0]!;
-  const lo = st.f[1]!;
-  const cnt = st.f[2]!;
-  if (valid === null) {
-    for (let i = 0; i < n; i++) {
-      const g = gids[i]!;
-      const v = x[rows[i]!]!;
-      // inline TwoSum(hi[g], v): s + err is exactly hi[g] + v
-      const a = hi[g]!;
-      const s = a + v;
-      const bb = s - a;
-      lo[g]! += a - (s - bb) + (v - bb);
-      hi[g] = s;
-      cnt[g]!++;
+const SUM_F64_ADD = `{ const a = S[b]; const s = a + x; const bb = s - a;
+        S[b + 1] += a - (s - bb) + (x - bb); S[b] = s; S[b + 2] += 1; }`;
+
+function mergeSumF64(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
+    if (s[sb + 2] === 0) return;
+    const plain = d[db]! + s[sb]!;
+    if (Number.isFinite(plain)) {
+      ddAdd(d[db]!, d[db + 1]!, s[sb]!, s[sb + 1]!);
+      d[db] = dd.hi;
+      d[db + 1] = dd.lo;
+    } else {
+      // ±Infinity or NaN (an infinite input, or an overflowing total): IEEE addition is the
+      // answer, and the low word (NaN by then) must not leak into it
+      d[db] = plain;
+      d[db + 1] = 0;
     }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      if (valid[r] === 0) continue;
-      const g = gids[i]!;
-      const v = x[r]!;
-      const a = hi[g]!;
-      const s = a + v;
-      const bb = s - a;
-      lo[g]! += a - (s - bb) + (v - bb);
-      hi[g] = s;
-      cnt[g]!++;
-    }
-  }
+    d[db + 2]! += s[sb + 2]!;
+  });
 }
 
-function mergeSumF64(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  const dh = dst.f[0]!, dl = dst.f[1]!, dn = dst.f[2]!;
-  const sh = src.f[0]!, sl = src.f[1]!, sn = src.f[2]!;
-  for (let i = 0; i < n; i++) {
-    const j = srcRows[i]!;
-    if (sn[j] === 0) continue;
-    const g = dstGids[i]!;
-    const a = dh[g]!;
-    const v = sh[j]!;
-    const s = a + v;
-    const bb = s - a;
-    dl[g]! += a - (s - bb) + (v - bb) + sl[j]!;
-    dh[g] = s;
-    dn[g]! += sn[j]!;
-  }
-}
-
-/** hi + lo, except that an infinite or NaN hi is the answer (lo is then meaningless). */
+/** The double-double sum rounded once (an infinite or NaN hi is the answer: lo is then meaningless). */
 function ddValue(hi: number, lo: number): number {
-  return Number.isFinite(hi) ? hi + lo : hi;
+  if (!Number.isFinite(hi)) return hi;
+  twoSum(hi, lo);
+  return dd.hi;
 }
 
-const sumF64: AggregateKernel = {
-  inits: [0, 0, 0],
-  sketch: null,
-  add: addSumF64,
-  merge: mergeSumF64,
-  final(st, g) {
-    return st.f[2]![g] === 0 ? null : ddValue(st.f[0]![g]!, st.f[1]![g]!);
-  },
-};
-
-const avgF64: AggregateKernel = {
-  ...sumF64,
-  final(st, g) {
-    const n = st.f[2]![g]!;
-    if (n === 0) return null;
-    const hi = st.f[0]![g]!;
-    if (!Number.isFinite(hi)) return hi / n;
-    ddDiv(hi, st.f[1]![g]!, n);
-    return dd.hi;
-  },
-};
+function sumF64(avg: boolean): AggregateKernel {
+  return {
+    inits: [0, 0, 0],
+    sketch: null,
+    fused: { input: 'f64', code: SUM_F64_ADD },
+    addRows: null,
+    merge: mergeSumF64,
+    final(st, k, g) {
+      const b = base(st, k, g);
+      const n = st.data[b + 2]!;
+      if (n === 0) return null;
+      const hi = st.data[b]!, lo = st.data[b + 1]!;
+      if (!avg) return ddValue(hi, lo);
+      if (!Number.isFinite(hi)) return hi / n;
+      ddDiv(hi, lo, n);
+      return dd.hi;
+    },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // sum / avg of integers, exact. Fields: s0 (Σ low 16 bits), s1 (Σ next 16 bits),
-// s2 (Σ signed high words), n. Each stays an exact double for 2^37 rows per group.
+// s2 (Σ signed high words), n. Within one batch (≤ 2^24 rows) every field stays an exact
+// double; merges carry s0 → s1 → s2.
 
-function addSumInt(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
-  const s0 = st.f[0]!, s1 = st.f[1]!, s2 = st.f[2]!, cnt = st.f[3]!;
-  if (arg === null) throw new Error('sum needs an argument');
-  const valid = arg.valid;
-  if (arg.type === 'int64') {
-    const w = arg.words;
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      if (valid !== null && valid[r] === 0) continue;
-      const g = gids[i]!;
-      const lo = w[2 * r]!;
-      s0[g]! += lo & 0xffff;
-      s1[g]! += lo >>> 16;
-      s2[g]! += w[2 * r + 1]!;
-      cnt[g]!++;
-    }
-  } else if (arg.type === 'int32') {
-    const v = arg.values;
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      if (valid !== null && valid[r] === 0) continue;
-      const g = gids[i]!;
-      const x = v[r]!;
-      s0[g]! += x & 0xffff;
-      s1[g]! += x >>> 16 & 0xffff;
-      s2[g]! += x >> 31; // sign extension: the high word of an int32 is 0 or -1
-      cnt[g]!++;
-    }
-  } else {
-    throw new Error(`integer sum over ${arg.type}`);
-  }
-}
+const SUM_I64_ADD = 'S[b] += lo & 0xffff; S[b + 1] += lo >>> 16; S[b + 2] += hi; S[b + 3] += 1;';
+// an int32's high word is its sign: 0 or -1
+const SUM_I32_ADD = 'S[b] += x & 0xffff; S[b + 1] += (x >>> 16) & 0xffff; S[b + 2] += x >> 31; S[b + 3] += 1;';
 
-function mergeSumInt(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  const d0 = dst.f[0]!, d1 = dst.f[1]!, d2 = dst.f[2]!, dn = dst.f[3]!;
-  const c0 = src.f[0]!, c1 = src.f[1]!, c2 = src.f[2]!, cn = src.f[3]!;
-  for (let i = 0; i < n; i++) {
-    const j = srcRows[i]!;
-    if (cn[j] === 0) continue;
-    const g = dstGids[i]!;
-    // carry so the partial sums never outgrow 2^53 however many partials merge
-    let a0 = d0[g]! + c0[j]!;
-    let a1 = d1[g]! + c1[j]!;
+function mergeSumInt(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
+    if (s[sb + 3] === 0) return;
+    let a0 = d[db]! + s[sb]!;
+    let a1 = d[db + 1]! + s[sb + 1]!;
     const k0 = Math.floor(a0 / 65536);
     a0 -= k0 * 65536;
     a1 += k0;
     const k1 = Math.floor(a1 / 65536);
     a1 -= k1 * 65536;
-    d0[g] = a0;
-    d1[g] = a1;
-    d2[g] = d2[g]! + c2[j]! + k1;
-    dn[g]! += cn[j]!;
-  }
+    d[db] = a0;
+    d[db + 1] = a1;
+    d[db + 2] = d[db + 2]! + s[sb + 2]! + k1;
+    d[db + 3]! += s[sb + 3]!;
+  });
 }
 
-/** The exact integer Σ as a correctly rounded double (BigInt once per group, never per row). */
-function intSum(st: AggState, g: number): number {
-  const total = (BigInt(st.f[2]![g]!) << 32n) + (BigInt(st.f[1]![g]!) << 16n) + BigInt(st.f[0]![g]!);
-  return Number(total);
+/** The exact integer Σ (BigInt once per group, never per row). */
+function intTotal(data: Float64Array, b: number): bigint {
+  return (BigInt(data[b + 2]!) << 32n) + (BigInt(data[b + 1]!) << 16n) + BigInt(data[b]!);
 }
 
-const sumInt: AggregateKernel = {
-  inits: [0, 0, 0, 0],
-  sketch: null,
-  add: addSumInt,
-  merge: mergeSumInt,
-  final(st, g) {
-    return st.f[3]![g] === 0 ? null : intSum(st, g);
-  },
-};
-
-const avgInt: AggregateKernel = {
-  ...sumInt,
-  final(st, g) {
-    const n = st.f[3]![g]!;
-    if (n === 0) return null;
-    // exact quotient rounded once: scale the BigInt sum so the division keeps 64 bits
-    const total = (BigInt(st.f[2]![g]!) << 32n) + (BigInt(st.f[1]![g]!) << 16n) + BigInt(st.f[0]![g]!);
-    const q = total / BigInt(n);
-    const r = total - q * BigInt(n);
-    return Number(q) + Number(r) / n;
-  },
-};
+function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
+  return {
+    inits: [0, 0, 0, 0],
+    sketch: null,
+    fused: { input, code: input === 'i64' ? SUM_I64_ADD : SUM_I32_ADD },
+    addRows: null,
+    merge: mergeSumInt,
+    final(st, k, g) {
+      const b = base(st, k, g);
+      const n = st.data[b + 3]!;
+      if (n === 0) return null;
+      const total = intTotal(st.data, b);
+      if (!avg) return Number(total);
+      // exact quotient and remainder, rounded once at the end
+      const q = total / BigInt(n);
+      return Number(q) + Number(total - q * BigInt(n)) / n;
+    },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
-// min / max. Fields: m, n. NaN: max takes it, min only if nothing else (DuckDB's order).
+// min / max. Fields: m, n. DuckDB's order puts NaN above everything: max takes NaN and keeps
+// it; min starts at NaN ("nothing yet"), a number replaces NaN, NaN replaces nothing.
+//
+// Branch-free select: with a few rows per group, "is it smaller?" is a coin flip that
+// mispredicts every other row (it doubled the fused loop's time). The fragment writes the
+// current and the candidate value into a 2-slot scratch `T` and stores the one the comparison
+// indexes: exact, unlike an arithmetic blend c + m·(x − c). Math.min/max were slower still
+// (they must order −0 below +0 and propagate NaN).
 
-function addMin(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
-  const x = doublesOf(arg);
-  const valid = validOf(arg);
-  const m = st.f[0]!;
-  const cnt = st.f[1]!;
-  if (valid === null) {
-    for (let i = 0; i < n; i++) {
-      const g = gids[i]!;
-      const v = x[rows[i]!]!;
-      const cur = m[g]!;
-      // cur starts as NaN ("nothing yet"): a number replaces NaN, NaN replaces nothing
-      if (v < cur || cur !== cur) m[g] = v;
-      cnt[g]!++;
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      if (valid[r] === 0) continue;
-      const g = gids[i]!;
-      const v = x[r]!;
-      const cur = m[g]!;
-      if (v < cur || cur !== cur) m[g] = v;
-      cnt[g]!++;
-    }
-  }
+const MIN_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x < c) | (c !== c)]; S[b + 1] += 1; }';
+const MAX_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x > c) | (x !== x)]; S[b + 1] += 1; }';
+
+function extremum(isMax: boolean): AggregateKernel {
+  return {
+    inits: [isMax ? -Infinity : NaN, 0],
+    sketch: null,
+    fused: { input: 'f64', code: isMax ? MAX_ADD : MIN_ADD },
+    addRows: null,
+    merge(dst, k, dstGids, src, srcRows, n) {
+      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
+        if (s[sb + 1] === 0) return;
+        const v = s[sb]!;
+        const cur = d[db]!;
+        if (isMax ? v > cur || v !== v : v < cur || cur !== cur) d[db] = v;
+        d[db + 1]! += s[sb + 1]!;
+      });
+    },
+    final(st, k, g) {
+      const b = base(st, k, g);
+      return st.data[b + 1] === 0 ? null : st.data[b]!;
+    },
+  };
 }
-
-function addMax(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
-  const x = doublesOf(arg);
-  const valid = validOf(arg);
-  const m = st.f[0]!;
-  const cnt = st.f[1]!;
-  if (valid === null) {
-    for (let i = 0; i < n; i++) {
-      const g = gids[i]!;
-      const v = x[rows[i]!]!;
-      // starts at -Infinity; NaN is sticky (v > NaN is false, and v !== v only for NaN)
-      if (v > m[g]! || v !== v) m[g] = v;
-      cnt[g]!++;
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const r = rows[i]!;
-      if (valid[r] === 0) continue;
-      const g = gids[i]!;
-      const v = x[r]!;
-      if (v > m[g]! || v !== v) m[g] = v;
-      cnt[g]!++;
-    }
-  }
-}
-
-const minKernel: AggregateKernel = {
-  inits: [NaN, 0],
-  sketch: null,
-  add: addMin,
-  merge(dst, dstGids, src, srcRows, n) {
-    const dm = dst.f[0]!, dn = dst.f[1]!, sm = src.f[0]!, sn = src.f[1]!;
-    for (let i = 0; i < n; i++) {
-      const j = srcRows[i]!;
-      if (sn[j] === 0) continue;
-      const g = dstGids[i]!;
-      const v = sm[j]!;
-      const cur = dm[g]!;
-      if (v < cur || cur !== cur) dm[g] = v;
-      dn[g]! += sn[j]!;
-    }
-  },
-  final(st, g) {
-    return st.f[1]![g] === 0 ? null : st.f[0]![g]!;
-  },
-};
-
-const maxKernel: AggregateKernel = {
-  inits: [-Infinity, 0],
-  sketch: null,
-  add: addMax,
-  merge(dst, dstGids, src, srcRows, n) {
-    const dm = dst.f[0]!, dn = dst.f[1]!, sm = src.f[0]!, sn = src.f[1]!;
-    for (let i = 0; i < n; i++) {
-      const j = srcRows[i]!;
-      if (sn[j] === 0) continue;
-      const g = dstGids[i]!;
-      const v = sm[j]!;
-      if (v > dm[g]! || v !== v) dm[g] = v;
-      dn[g]! += sn[j]!;
-    }
-  },
-  final(st, g) {
-    return st.f[1]![g] === 0 ? null : st.f[0]![g]!;
-  },
-};
 
 // ---------------------------------------------------------------------------------------------
 // first / last by event time; ties go to the earlier (first) or later (last) arrival.
-// Fields: value, t, seq, row. Empty while t is ±Infinity (event times are finite).
+// Fields: value, t, seq, row. Empty while t is ±Infinity (event times are finite). Rows come
+// in ascending order within a batch, so a strict compare keeps the first arrival among equal
+// times for first(), and >= keeps the last one for last().
 
 function firstLast(last: boolean): AggregateKernel {
+  const cmp = last ? '>=' : '<';
   return {
     inits: [0, last ? -Infinity : Infinity, 0, 0],
     sketch: null,
-    add(st, gids, rows, n, arg, ctx) {
-      const x = doublesOf(arg);
-      const valid = validOf(arg);
-      const et = ctx.eventTime;
-      const val = st.f[0]!, ft = st.f[1]!, fs = st.f[2]!, fr = st.f[3]!;
-      const seq = ctx.seq;
-      // Positions come in ascending row order within a batch, so a strict compare keeps the
-      // first arrival among equal times for first(), and >= keeps the last one for last().
-      for (let i = 0; i < n; i++) {
-        const r = rows[i]!;
-        if (valid !== null && valid[r] === 0) continue;
-        const g = gids[i]!;
-        const t = et[r]!;
-        if (last ? t >= ft[g]! : t < ft[g]!) {
-          ft[g] = t;
-          val[g] = x[r]!;
-          fs[g] = seq;
-          fr[g] = r;
-        }
-      }
-    },
-    merge(dst, dstGids, src, srcRows, n) {
-      const dv = dst.f[0]!, dt = dst.f[1]!, ds = dst.f[2]!, dr = dst.f[3]!;
-      const sv = src.f[0]!, st_ = src.f[1]!, ss = src.f[2]!, sr = src.f[3]!;
-      for (let i = 0; i < n; i++) {
-        const j = srcRows[i]!;
-        const t = st_[j]!;
-        if (t === Infinity || t === -Infinity) continue;
-        const g = dstGids[i]!;
-        const cur = dt[g]!;
+    fused: { input: 'f64', code: `{ const t = ET[r]; if (t ${cmp} S[b + 1]) { S[b + 1] = t; S[b] = x; S[b + 2] = seq; S[b + 3] = r; } }` },
+    addRows: null,
+    merge(dst, k, dstGids, src, srcRows, n) {
+      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
+        const t = s[sb + 1]!;
+        if (t === Infinity || t === -Infinity) return;
+        const cur = d[db + 1]!;
         // order key (t, seq, row): take src when it is earlier (first) / later (last)
         let take: boolean;
         if (t !== cur) take = last ? t > cur : t < cur;
-        else if (ss[j] !== ds[g]) take = last ? ss[j]! > ds[g]! : ss[j]! < ds[g]!;
-        else take = last ? sr[j]! > dr[g]! : sr[j]! < dr[g]!;
+        else if (s[sb + 2] !== d[db + 2]) take = last ? s[sb + 2]! > d[db + 2]! : s[sb + 2]! < d[db + 2]!;
+        else take = last ? s[sb + 3]! > d[db + 3]! : s[sb + 3]! < d[db + 3]!;
         if (take) {
-          dv[g] = sv[j]!;
-          dt[g] = t;
-          ds[g] = ss[j]!;
-          dr[g] = sr[j]!;
+          d[db] = s[sb]!;
+          d[db + 1] = t;
+          d[db + 2] = s[sb + 2]!;
+          d[db + 3] = s[sb + 3]!;
         }
-      }
+      });
     },
-    final(st, g) {
-      const t = st.f[1]![g]!;
-      return t === Infinity || t === -Infinity ? null : st.f[0]![g]!;
+    final(st, k, g) {
+      const b = base(st, k, g);
+      const t = st.data[b + 1]!;
+      return t === Infinity || t === -Infinity ? null : st.data[b]!;
     },
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // var / stddev (sample, as DuckDB's var_samp / stddev_samp). Fields: n, Σx (hi, lo),
-// Σx² (hi, lo) with x² split exactly into p + e (Dekker), so the difference Σx² − (Σx)²/n keeps
-// ~106 bits and large means do not cancel the variance away.
+// Σx² (hi, lo) with x² split exactly into p + e (Dekker), so Σx² − (Σx)²/n keeps ~106 bits and
+// large means do not cancel the variance away. Each TwoSum is renormalised (FastTwoSum) so lo
+// stays below one ulp of hi: an ever-growing lo would round away the bits the cancellation
+// needs.
 
-const SPLIT = 134217729; // 2^27 + 1
+const VAR_ADD = `{ S[b] += 1;
+        let a = S[b + 1]; let s = a + x; let bb = s - a; let lo = S[b + 2] + (a - (s - bb) + (x - bb));
+        let t = s + lo; S[b + 2] = lo - (t - s); S[b + 1] = t;
+        const p = x * x; const c = 134217729 * x; const xh = c - (c - x); const xl = x - xh;
+        const e = xh * xh - p + 2 * xh * xl + xl * xl;
+        a = S[b + 3]; s = a + p; bb = s - a; lo = S[b + 4] + (a - (s - bb) + (p - bb) + e);
+        t = s + lo; S[b + 4] = lo - (t - s); S[b + 3] = t; }`;
 
-function addVar(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
-  const x = doublesOf(arg);
-  const valid = validOf(arg);
-  const cnt = st.f[0]!, sh = st.f[1]!, sl = st.f[2]!, qh = st.f[3]!, ql = st.f[4]!;
-  for (let i = 0; i < n; i++) {
-    const r = rows[i]!;
-    if (valid !== null && valid[r] === 0) continue;
-    const g = gids[i]!;
-    const v = x[r]!;
-    cnt[g]!++;
-    let a = sh[g]!;
-    let s = a + v;
-    let bb = s - a;
-    let lo = sl[g]! + (a - (s - bb) + (v - bb));
-    // renormalise (FastTwoSum) so lo stays below one ulp of hi: an ever-growing lo would
-    // round away the very bits the cancellation in Σx² − (Σx)²/n needs
-    let t = s + lo;
-    sl[g] = lo - (t - s);
-    sh[g] = t;
-    // TwoProduct(v, v) = p + e exactly
-    const p = v * v;
-    const c = SPLIT * v;
-    const vh = c - (c - v);
-    const vl = v - vh;
-    const e = vh * vh - p + 2 * vh * vl + vl * vl;
-    a = qh[g]!;
-    s = a + p;
-    bb = s - a;
-    lo = ql[g]! + (a - (s - bb) + (p - bb) + e);
-    t = s + lo;
-    ql[g] = lo - (t - s);
-    qh[g] = t;
-  }
-}
-
-function mergeVar(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  const dn = dst.f[0]!, dsh = dst.f[1]!, dsl = dst.f[2]!, dqh = dst.f[3]!, dql = dst.f[4]!;
-  const cn = src.f[0]!, csh = src.f[1]!, csl = src.f[2]!, cqh = src.f[3]!, cql = src.f[4]!;
-  for (let i = 0; i < n; i++) {
-    const j = srcRows[i]!;
-    if (cn[j] === 0) continue;
-    const g = dstGids[i]!;
-    dn[g]! += cn[j]!;
-    ddAdd(dsh[g]!, dsl[g]!, csh[j]!, csl[j]!);
-    dsh[g] = dd.hi;
-    dsl[g] = dd.lo;
-    ddAdd(dqh[g]!, dql[g]!, cqh[j]!, cql[j]!);
-    dqh[g] = dd.hi;
-    dql[g] = dd.lo;
-  }
+function mergeVar(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
+    if (s[sb] === 0) return;
+    d[db]! += s[sb]!;
+    ddAdd(d[db + 1]!, d[db + 2]!, s[sb + 1]!, s[sb + 2]!);
+    d[db + 1] = dd.hi;
+    d[db + 2] = dd.lo;
+    ddAdd(d[db + 3]!, d[db + 4]!, s[sb + 3]!, s[sb + 4]!);
+    d[db + 3] = dd.hi;
+    d[db + 4] = dd.lo;
+  });
 }
 
 /**
  * Sample variance from the double-double sums, or null for fewer than 2 values. Every step
  * stays in double-double and rounds once at the end, so the result depends only on the
- * (exactly merged) sums, not on how they were split into hi and lo by the merge order.
+ * merged sums, not on how they were split into hi and lo by the merge order.
  */
-function variance(st: AggState, g: number): number | null {
-  const n = st.f[0]![g]!;
+function variance(st: AggState, k: number, g: number): number | null {
+  const b = base(st, k, g);
+  const d = st.data;
+  const n = d[b]!;
   if (n < 2) return null;
-  const sh = st.f[1]![g]!, sl = st.f[2]![g]!, qh = st.f[3]![g]!, ql = st.f[4]![g]!;
+  const sh = d[b + 1]!, sl = d[b + 2]!, qh = d[b + 3]!, ql = d[b + 4]!;
   if (!Number.isFinite(sh) || !Number.isFinite(qh)) return NaN;
-  // M2 = Σx² − (Σx)²/n
   ddSquare(sh, sl);
   ddDiv(dd.hi, dd.lo, n);
   ddAdd(qh, ql, -dd.hi, -dd.lo);
@@ -530,24 +344,23 @@ function variance(st: AggState, g: number): number | null {
   return v < 0 ? 0 : v;
 }
 
-const varKernel: AggregateKernel = {
-  inits: [0, 0, 0, 0, 0],
-  sketch: null,
-  add: addVar,
-  merge: mergeVar,
-  final: variance,
-};
-
-const stddevKernel: AggregateKernel = {
-  ...varKernel,
-  final(st, g) {
-    const v = variance(st, g);
-    return v === null ? null : Math.sqrt(v);
-  },
-};
+function varKernel(stddev: boolean): AggregateKernel {
+  return {
+    inits: [0, 0, 0, 0, 0],
+    sketch: null,
+    fused: { input: 'f64', code: VAR_ADD },
+    addRows: null,
+    merge: mergeVar,
+    final(st, k, g) {
+      const v = variance(st, k, g);
+      return v === null || !stddev ? v : Math.sqrt(v);
+    },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // approx_count_distinct: HyperLogLog per group, fed two independent 32-bit hashes per value.
+// These hashes are part of checkpoints: changing them changes the counts of restored state.
 
 const SEED_A = 0x3c6ef372 | 0;
 const SEED_B = 0x5be0cd19 | 0;
@@ -555,8 +368,8 @@ const SEED_B = 0x5be0cd19 | 0;
 let dictHashA = new Int32Array(0);
 let dictHashB = new Int32Array(0);
 
-function hllOf(st: AggState, g: number): HyperLogLog {
-  const arr = st.hll!;
+function hllOf(st: AggState, k: number, g: number): HyperLogLog {
+  const arr = st.hll[k]!;
   let h = arr[g];
   if (h === undefined) {
     h = HyperLogLog.create();
@@ -565,86 +378,89 @@ function hllOf(st: AggState, g: number): HyperLogLog {
   return h;
 }
 
+function addDistinct(st: AggState, k: number, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null): void {
+  if (arg === null) throw new Error('approx_count_distinct needs an argument');
+  const valid = arg.valid;
+  switch (arg.type) {
+    case 'string': {
+      // hash every dictionary entry once; rows only look their code up
+      const dict = arg.dict;
+      if (dictHashA.length < dict.length) {
+        dictHashA = new Int32Array(dict.length * 2);
+        dictHashB = new Int32Array(dict.length * 2);
+      }
+      for (let c = 0; c < dict.length; c++) {
+        dictHashA[c] = hashString(dict[c]!, SEED_A);
+        dictHashB[c] = hashString(dict[c]!, SEED_B);
+      }
+      const codes = arg.codes;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        if (valid !== null && valid[r] === 0) continue;
+        const c = codes[r]!;
+        hllOf(st, k, gids[i]!).add(dictHashA[c]!, dictHashB[c]!);
+      }
+      return;
+    }
+    case 'int64': {
+      const w = arg.words;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        if (valid !== null && valid[r] === 0) continue;
+        const lo = w[2 * r]!, hi = w[2 * r + 1]!;
+        hllOf(st, k, gids[i]!).add(fmix32(hashCombine(hashCombine(SEED_A, lo), hi)), fmix32(hashCombine(hashCombine(SEED_B, hi), lo)));
+      }
+      return;
+    }
+    case 'float64':
+    case 'timestamp': {
+      const v = arg.values;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        if (valid !== null && valid[r] === 0) continue;
+        const lo = doubleLo(v[r]!);
+        const hi = doubleHi;
+        hllOf(st, k, gids[i]!).add(fmix32(hashCombine(hashCombine(SEED_A, lo), hi)), fmix32(hashCombine(hashCombine(SEED_B, hi), lo)));
+      }
+      return;
+    }
+    case 'int32':
+    case 'bool': {
+      const v = arg.values;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        if (valid !== null && valid[r] === 0) continue;
+        const x = v[r]!;
+        hllOf(st, k, gids[i]!).add(fmix32(hashCombine(SEED_A, x)), fmix32(hashCombine(SEED_B, x)));
+      }
+      return;
+    }
+  }
+}
+
 const approxDistinct: AggregateKernel = {
   inits: [],
   sketch: 'hll',
-  add(st, gids, rows, n, arg) {
-    if (arg === null) throw new Error('approx_count_distinct needs an argument');
-    const valid = arg.valid;
-    switch (arg.type) {
-      case 'string': {
-        // hash every dictionary entry once; rows only look their code up
-        const dict = arg.dict;
-        if (dictHashA.length < dict.length) {
-          dictHashA = new Int32Array(dict.length * 2);
-          dictHashB = new Int32Array(dict.length * 2);
-        }
-        for (let d = 0; d < dict.length; d++) {
-          dictHashA[d] = hashString(dict[d]!, SEED_A);
-          dictHashB[d] = hashString(dict[d]!, SEED_B);
-        }
-        const codes = arg.codes;
-        for (let i = 0; i < n; i++) {
-          const r = rows[i]!;
-          if (valid !== null && valid[r] === 0) continue;
-          const c = codes[r]!;
-          hllOf(st, gids[i]!).add(dictHashA[c]!, dictHashB[c]!);
-        }
-        return;
-      }
-      case 'int64': {
-        const w = arg.words;
-        for (let i = 0; i < n; i++) {
-          const r = rows[i]!;
-          if (valid !== null && valid[r] === 0) continue;
-          const lo = w[2 * r]!, hi = w[2 * r + 1]!;
-          hllOf(st, gids[i]!).add(fmix32(hashCombine(hashCombine(SEED_A, lo), hi)), fmix32(hashCombine(hashCombine(SEED_B, hi), lo)));
-        }
-        return;
-      }
-      case 'float64':
-      case 'timestamp': {
-        const v = arg.values;
-        for (let i = 0; i < n; i++) {
-          const r = rows[i]!;
-          if (valid !== null && valid[r] === 0) continue;
-          const lo = doubleLo(v[r]!);
-          const hi = doubleHi;
-          hllOf(st, gids[i]!).add(fmix32(hashCombine(hashCombine(SEED_A, lo), hi)), fmix32(hashCombine(hashCombine(SEED_B, hi), lo)));
-        }
-        return;
-      }
-      case 'int32':
-      case 'bool': {
-        const v = arg.values;
-        for (let i = 0; i < n; i++) {
-          const r = rows[i]!;
-          if (valid !== null && valid[r] === 0) continue;
-          const x = v[r]!;
-          hllOf(st, gids[i]!).add(fmix32(hashCombine(SEED_A, x)), fmix32(hashCombine(SEED_B, x)));
-        }
-        return;
-      }
-    }
-  },
-  merge(dst, dstGids, src, srcRows, n) {
-    const s = src.hll!;
+  fused: null,
+  addRows: addDistinct,
+  merge(dst, k, dstGids, src, srcRows, n) {
+    const s = src.hll[k]!;
     for (let i = 0; i < n; i++) {
       const h = s[srcRows[i]!];
-      if (h !== undefined) hllOf(dst, dstGids[i]!).merge(h);
+      if (h !== undefined) hllOf(dst, k, dstGids[i]!).merge(h);
     }
   },
-  final(st, g) {
-    const h = st.hll![g];
-    return h === undefined ? 0 : Math.round(h.estimate());
+  final(st, k, g) {
+    const h = st.hll[k]![g];
+    return h === undefined ? 0 : h.estimate();
   },
 };
 
 // ---------------------------------------------------------------------------------------------
-// approx_quantile(col, q): a deterministic log-bucket sketch per group (see quantile-sketch.ts).
+// approx_quantile(col, q): a deterministic log-bucket sketch per group (quantile-sketch.ts).
 
-function qsOf(st: AggState, g: number): QuantileSketch {
-  const arr = st.qs!;
+function qsOf(st: AggState, k: number, g: number): QuantileSketch {
+  const arr = st.qs[k]!;
   let s = arr[g];
   if (s === undefined) {
     s = QuantileSketch.create();
@@ -657,27 +473,58 @@ function approxQuantile(q: number): AggregateKernel {
   return {
     inits: [],
     sketch: 'qs',
-    add(st, gids, rows, n, arg) {
-      const x = doublesOf(arg);
-      const valid = validOf(arg);
+    fused: null,
+    addRows(st, k, gids, rows, n, arg) {
+      const x = doublesOf(arg, 0);
+      const valid = arg === null ? null : arg.valid;
       for (let i = 0; i < n; i++) {
         const r = rows[i]!;
         if (valid !== null && valid[r] === 0) continue;
-        qsOf(st, gids[i]!).add(x[r]!);
+        qsOf(st, k, gids[i]!).add(x[r]!);
       }
     },
-    merge(dst, dstGids, src, srcRows, n) {
-      const s = src.qs!;
+    merge(dst, k, dstGids, src, srcRows, n) {
+      const s = src.qs[k]!;
       for (let i = 0; i < n; i++) {
         const sk = s[srcRows[i]!];
-        if (sk !== undefined) qsOf(dst, dstGids[i]!).merge(sk);
+        if (sk !== undefined) qsOf(dst, k, dstGids[i]!).merge(sk);
       }
     },
-    final(st, g) {
-      const s = st.qs![g];
+    final(st, k, g) {
+      const s = st.qs[k]![g];
       return s === undefined ? null : s.quantile(q);
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument access for loops that read doubles.
+
+const widenScratch: Float64Array[] = [];
+
+/**
+ * The argument as doubles indexed by row: a view for float64 / timestamp, else widened once
+ * per batch into scratch slot `slot` (one slot per argument of a loop, so two widened
+ * arguments never share memory).
+ */
+export function doublesOf(arg: Column | null, slot: number): Float64Array {
+  if (arg === null) throw new Error('aggregate needs an argument');
+  if (arg.type === 'float64' || arg.type === 'timestamp') return arg.values;
+  if (arg.type === 'string') throw new Error('string argument is not numeric');
+  const n = arg.type === 'int64' ? arg.words.length >> 1 : arg.values.length;
+  let out = widenScratch[slot];
+  if (out === undefined || out.length < n) {
+    out = new Float64Array(Math.max(n, 1024));
+    widenScratch[slot] = out;
+  }
+  if (arg.type === 'int64') {
+    const w = arg.words;
+    for (let r = 0; r < n; r++) out[r] = w[2 * r + 1]! * 4294967296 + (w[2 * r]! >>> 0);
+  } else {
+    const v = arg.values;
+    for (let r = 0; r < n; r++) out[r] = v[r]!;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,8 +549,6 @@ function simple(
   };
 }
 
-const isInt = (t: ColumnType): boolean => t === 'int32' || t === 'int64';
-
 export const AGGREGATES: ReadonlyMap<string, AggregateDef> = new Map<string, AggregateDef>([
   ['count', {
     name: 'count',
@@ -711,16 +556,17 @@ export const AGGREGATES: ReadonlyMap<string, AggregateDef> = new Map<string, Agg
     param: null,
     output: 'BIGINT',
     accepts: () => true,
-    bind: (t) => (t === null ? countStar : countCol),
+    // count(col) is count() with the generated null check of its argument
+    bind: () => countKernel('none'),
   }],
-  ['sum', simple('sum', 'DOUBLE', NUMERIC, (t) => (isInt(t) ? sumInt : sumF64))],
-  ['avg', simple('avg', 'DOUBLE', NUMERIC, (t) => (isInt(t) ? avgInt : avgF64))],
-  ['min', simple('min', 'DOUBLE', ORDERED, () => minKernel)],
-  ['max', simple('max', 'DOUBLE', ORDERED, () => maxKernel)],
+  ['sum', simple('sum', 'DOUBLE', NUMERIC, (t) => (t === 'int64' ? sumInt('i64', false) : t === 'int32' ? sumInt('i32', false) : sumF64(false)))],
+  ['avg', simple('avg', 'DOUBLE', NUMERIC, (t) => (t === 'int64' ? sumInt('i64', true) : t === 'int32' ? sumInt('i32', true) : sumF64(true)))],
+  ['min', simple('min', 'DOUBLE', ORDERED, () => extremum(false))],
+  ['max', simple('max', 'DOUBLE', ORDERED, () => extremum(true))],
   ['first', simple('first', 'DOUBLE', ORDERED, () => firstLast(false))],
   ['last', simple('last', 'DOUBLE', ORDERED, () => firstLast(true))],
-  ['var', simple('var', 'DOUBLE', NUMERIC, () => varKernel)],
-  ['stddev', simple('stddev', 'DOUBLE', NUMERIC, () => stddevKernel)],
+  ['var', simple('var', 'DOUBLE', NUMERIC, () => varKernel(false))],
+  ['stddev', simple('stddev', 'DOUBLE', NUMERIC, () => varKernel(true))],
   ['approx_count_distinct', simple('approx_count_distinct', 'BIGINT', ['bool', 'int32', 'int64', 'float64', 'string', 'timestamp'], () => approxDistinct)],
   ['approx_quantile', {
     name: 'approx_quantile',
@@ -735,8 +581,3 @@ export const AGGREGATES: ReadonlyMap<string, AggregateDef> = new Map<string, Agg
     },
   }],
 ]);
-
-/** A fresh state for a kernel with room for `capacity` groups. */
-export function newState(kernel: AggregateKernel, capacity: number): AggState {
-  return new AggState(kernel.inits, kernel.sketch, capacity);
-}

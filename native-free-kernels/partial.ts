@@ -9,13 +9,14 @@
  *   u32 magic 'SLP1' | u32 header bytes | header (JSON, UTF-8) | pad
  *   f64[groups] windowStart | f64[groups] windowEnd
  *   per key column:   valid u8[groups] (when present) | values (i32 / u8 / f64 / i64 words)
- *   per aggregate:    f64[groups] per state field | sketches (u32 length + bytes each)
+ *   aggregate state:  f64[groups × stride] (interleaved rows, aggregate-state.ts)
+ *   per sketch aggregate: per group u32 length + bytes
  *
  * The header carries counts, types and string dictionaries — O(groups), never O(rows).
  */
 
 import type { Column, ColumnType } from '../engine/schema.js';
-import { AggState } from './aggregate-state.js';
+import { AggLayout, AggState, type SketchKind } from './aggregate-state.js';
 import { HyperLogLog } from './hyperloglog.js';
 import { QuantileSketch } from './quantile-sketch.js';
 
@@ -26,8 +27,8 @@ export interface Partial {
   readonly windowEnd: Float64Array;
   /** groupBy columns, `groups` rows each */
   readonly keys: readonly Column[];
-  /** one per aggregate of the plan, `groups` entries used */
-  readonly states: readonly AggState[];
+  /** the aggregates' state, `groups` rows used */
+  readonly state: AggState;
   /** rows in the input batch, rows that passed the filter */
   readonly rowsIn: number;
   readonly rowsSelected: number;
@@ -43,7 +44,8 @@ interface Header {
   minEventTime: number | null;
   maxEventTime: number | null;
   keys: { type: ColumnType; valid: boolean; dict?: string[] }[];
-  states: { fields: number; inits: (number | string)[]; sketch: 'hll' | 'qs' | null }[];
+  /** the layout's shapes: initial values (JSON has no NaN / Infinity: spelled as strings) */
+  shapes: { inits: (number | string)[]; sketch: SketchKind }[];
 }
 
 const MAGIC = 0x31504c53; // 'SLP1'
@@ -68,17 +70,17 @@ export function serializePartial(p: Partial): ArrayBuffer {
     minEventTime: finiteOrNull(p.minEventTime),
     maxEventTime: finiteOrNull(p.maxEventTime),
     keys: p.keys.map((c) => ({ type: c.type, valid: c.valid !== null, ...(c.type === 'string' ? { dict: [...c.dict] } : {}) })),
-    states: p.states.map((s) => ({
-      fields: s.f.length,
-      // JSON has no NaN / Infinity
-      inits: s.inits.map((v) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Inf' : v === -Infinity ? '-Inf' : v)),
-      sketch: s.hll !== null ? 'hll' : s.qs !== null ? 'qs' : null,
+    shapes: p.state.layout.shapes.map((sh) => ({
+      inits: sh.inits.map((v) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Inf' : v === -Infinity ? '-Inf' : v)),
+      sketch: sh.sketch,
     })),
   };
   const head = encoder.encode(JSON.stringify(header));
-  const sketchBytes: Uint8Array[][] = p.states.map((s) => {
+  const st = p.state;
+  const stride = st.layout.stride;
+  const sketchBytes: Uint8Array[][] = st.layout.shapes.map((sh, k) => {
     const out: Uint8Array[] = [];
-    const arr = s.hll ?? s.qs;
+    const arr = sh.sketch === 'hll' ? st.hll[k]! : sh.sketch === 'qs' ? st.qs[k]! : null;
     if (arr !== null) for (let g = 0; g < G; g++) out.push(arr[g]?.serialize() ?? new Uint8Array(0));
     return out;
   });
@@ -88,10 +90,8 @@ export function serializePartial(p: Partial): ArrayBuffer {
     if (c.valid !== null) size += align8(G);
     size += align8(c.type === 'int64' || c.type === 'float64' || c.type === 'timestamp' ? 8 * G : c.type === 'bool' ? G : 4 * G);
   }
-  p.states.forEach((s, k) => {
-    size += 8 * G * s.f.length;
-    for (const b of sketchBytes[k]!) size += align8(4 + b.length);
-  });
+  size += 8 * G * stride;
+  for (const list of sketchBytes) for (const b of list) size += align8(4 + b.length);
 
   const buf = new ArrayBuffer(size);
   const u8 = new Uint8Array(buf);
@@ -120,14 +120,15 @@ export function serializePartial(p: Partial): ArrayBuffer {
       case 'timestamp': putF64(c.values); break;
     }
   }
-  p.states.forEach((s, k) => {
-    for (const f of s.f) putF64(f);
-    for (const b of sketchBytes[k]!) {
+  new Float64Array(buf, off, G * stride).set(st.data.subarray(0, G * stride));
+  off += 8 * G * stride;
+  for (const list of sketchBytes) {
+    for (const b of list) {
       dv.setUint32(off, b.length, true);
       u8.set(b, off + 4);
       off += align8(4 + b.length);
     }
-  });
+  }
   return buf;
 }
 
@@ -169,29 +170,28 @@ export function deserializePartial(buf: ArrayBuffer): Partial {
       case 'timestamp': return { type: 'timestamp', values: takeF64(), valid };
     }
   });
-  const states = header.states.map((s) => {
-    const inits = s.inits.map(reviveNumber);
-    const st = new AggState(inits, s.sketch, Math.max(G, 1));
-    for (let j = 0; j < s.fields; j++) st.f[j] = takeF64();
-    st.capacity = G;
-    if (s.sketch !== null) {
-      for (let g = 0; g < G; g++) {
-        const len = dv.getUint32(off, true);
-        const bytes = new Uint8Array(buf, off + 4, len);
-        off += align8(4 + len);
-        if (len === 0) continue;
-        if (s.sketch === 'hll') st.hll![g] = HyperLogLog.deserialize(bytes);
-        else st.qs![g] = QuantileSketch.deserialize(bytes);
-      }
+  const layout = new AggLayout(header.shapes.map((sh) => ({ inits: sh.inits.map(reviveNumber), sketch: sh.sketch })));
+  const state = new AggState(layout, 1);
+  state.data = new Float64Array(buf, off, G * layout.stride);
+  state.capacity = G;
+  off += 8 * G * layout.stride;
+  layout.shapes.forEach((sh, k) => {
+    if (sh.sketch === null) return;
+    for (let g = 0; g < G; g++) {
+      const len = dv.getUint32(off, true);
+      const bytes = new Uint8Array(buf, off + 4, len);
+      off += align8(4 + len);
+      if (len === 0) continue;
+      if (sh.sketch === 'hll') state.hll[k]![g] = HyperLogLog.deserialize(bytes);
+      else state.qs[k]![g] = QuantileSketch.deserialize(bytes);
     }
-    return st;
   });
   return {
     groups: G,
     windowStart,
     windowEnd,
     keys,
-    states,
+    state,
     rowsIn: header.rowsIn,
     rowsSelected: header.rowsSelected,
     minEventTime: header.minEventTime ?? Infinity,

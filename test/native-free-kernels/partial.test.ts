@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deserializePartial, serializePartial, type Partial } from '../../native-free-kernels/partial.js';
-import { AGGREGATES, newState, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
-import type { AggState } from '../../native-free-kernels/aggregate-state.js';
+import { AGGREGATES, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
+import { AggLayout, AggState } from '../../native-free-kernels/aggregate-state.js';
+import { compileAddLoop } from '../../native-free-kernels/fused-aggregate.js';
 import { makeSchema, type Column, type ColumnType } from '../../engine/schema.js';
 import { mulberry32, randomBatch, type Rng } from '../helpers/random.js';
 
@@ -32,7 +33,8 @@ function columnLength(c: Column): number {
 
 /**
  * A partial of G groups: key columns of every type (random values, nulls, weird strings) and
- * states filled by the real kernels from a random batch, with some groups left empty.
+ * the plan's interleaved state filled by the real fused loop from a random batch, with some
+ * groups left empty.
  */
 function makePartial(rng: Rng, G: number, opts: { nullRate: number; stateCapacity?: number }): { partial: Partial; kernels: AggregateKernel[] } {
   const schema = makeSchema(ALL_TYPES.map((type, i) => ({ name: `c${i}`, type })));
@@ -40,25 +42,23 @@ function makePartial(rng: Rng, G: number, opts: { nullRate: number; stateCapacit
   const rows = 4 * G + 10;
   const valueBatch = randomBatch(schema, rows, rng, { nullRate: 0.1 });
   const kernels = KERNELS.map(([name, type, q]) => kernelOf(name, type, q));
-  const states: AggState[] = kernels.map((k, j) => {
-    const st = newState(k, Math.max(1, opts.stateCapacity ?? G));
-    st.ensure(G);
-    if (G > 0) {
-      const gids = new Int32Array(rows);
-      const rowIds = new Int32Array(rows);
-      // every third group stays empty (inits survive the trip)
-      for (let i = 0; i < rows; i++) {
-        gids[i] = Math.floor(rng() * G);
-        if (gids[i]! % 3 === 2) gids[i] = 0;
-        rowIds[i] = i;
-      }
-      const [, type] = KERNELS[j]!;
-      const col = type === null ? null : valueBatch.columns[ALL_TYPES.indexOf(type)]!;
-      const et = valueBatch.columns[ALL_TYPES.indexOf('timestamp')]!;
-      k.add(st, gids, rowIds, rows, col, { eventTime: et.type === 'timestamp' ? et.values : new Float64Array(rows), seq: 7 });
+  const layout = new AggLayout(kernels);
+  const state = new AggState(layout, Math.max(1, opts.stateCapacity ?? G));
+  state.ensure(G);
+  if (G > 0) {
+    const gids = new Int32Array(rows);
+    const rowIds = new Int32Array(rows);
+    // every third group stays empty (inits survive the trip)
+    for (let i = 0; i < rows; i++) {
+      gids[i] = Math.floor(rng() * G);
+      if (gids[i]! % 3 === 2) gids[i] = 0;
+      rowIds[i] = i;
     }
-    return st;
-  });
+    const args = KERNELS.map(([, type]) => (type === null ? null : valueBatch.columns[ALL_TYPES.indexOf(type)]!));
+    const et = valueBatch.columns[ALL_TYPES.indexOf('timestamp')]!;
+    const add = compileAddLoop(kernels.map((kernel, k) => ({ kernel, argType: KERNELS[k]![1] })), layout);
+    add(state, gids, rowIds, rows, args, { eventTime: et.type === 'timestamp' ? et.values : new Float64Array(rows), seq: 7 });
+  }
   const windowStart = Float64Array.from({ length: G }, () => Math.floor((rng() - 0.5) * 1e13));
   const windowEnd = windowStart.map((s) => s + 10_000 * (1 + Math.floor(rng() * 3)));
   return {
@@ -67,7 +67,7 @@ function makePartial(rng: Rng, G: number, opts: { nullRate: number; stateCapacit
       windowStart,
       windowEnd,
       keys: keyBatch.columns,
-      states,
+      state,
       rowsIn: rows + 5,
       rowsSelected: rows,
       minEventTime: G === 0 ? Infinity : -1.5e12,
@@ -125,27 +125,44 @@ function checkPartial(got: Partial, want: Partial, kernels: readonly AggregateKe
   sameF64(got.windowEnd, want.windowEnd, G, 'windowEnd');
   assert.equal(got.keys.length, want.keys.length);
   want.keys.forEach((c, j) => checkColumn(got.keys[j]!, c, G, `key ${j} (${c.type})`));
-  assert.equal(got.states.length, want.states.length);
-  want.states.forEach((w, k) => {
-    const s = got.states[k]!;
-    const what = `state ${k} (${KERNELS[k]![0]})`;
-    assert.equal(s.f.length, w.f.length, what);
-    assert.equal(s.inits.length, w.inits.length, what);
-    w.inits.forEach((v, j) => assert.ok(Object.is(s.inits[j], v), `${what} init ${j}: ${s.inits[j]} vs ${v}`));
-    w.f.forEach((f, j) => sameF64(s.f[j]!, f, G, `${what} field ${j}`));
-    assert.equal(s.hll === null, w.hll === null, what);
-    assert.equal(s.qs === null, w.qs === null, what);
-    const ws = w.hll ?? w.qs;
-    const gs = s.hll ?? s.qs;
-    for (let g = 0; g < G; g++) {
-      const a = ws?.[g];
-      const b = gs?.[g];
-      assert.equal(a === undefined, b === undefined, `${what} sketch ${g} presence`);
-      if (a !== undefined && b !== undefined) assert.deepEqual(b.serialize(), a.serialize(), `${what} sketch ${g}`);
+  const w = want.state;
+  const s = got.state;
+  const wl = w.layout;
+  const sl = s.layout;
+  // the layout comes back from the header: same shapes (inits bit for bit), offsets and stride
+  assert.equal(sl.shapes.length, wl.shapes.length);
+  assert.equal(sl.stride, wl.stride);
+  assert.deepEqual(sl.offsets, wl.offsets);
+  assert.equal(sl.inits.length, wl.inits.length);
+  sameF64(sl.inits, wl.inits, wl.stride, 'layout inits');
+  assert.ok(s.capacity >= G);
+  assert.ok(s.data.length >= G * sl.stride);
+  // every field of every used group, bit for bit (NaN, ±Infinity and -0 included)
+  sameF64(s.data, w.data, G * wl.stride, 'state data');
+  wl.shapes.forEach((ws, k) => {
+    const what = `aggregate ${k} (${KERNELS[k]?.[0] ?? 'count'})`;
+    const ss = sl.shapes[k]!;
+    assert.equal(ss.sketch, ws.sketch, what);
+    assert.equal(ss.inits.length, ws.inits.length, what);
+    ws.inits.forEach((v, j) => assert.ok(Object.is(ss.inits[j], v), `${what} init ${j}: ${ss.inits[j]} vs ${v}`));
+    if (ws.sketch !== null) {
+      const wk = ws.sketch === 'hll' ? w.hll[k]! : w.qs[k]!;
+      const sk = ws.sketch === 'hll' ? s.hll[k]! : s.qs[k]!;
+      // the other kind of sketch stays empty for this aggregate
+      assert.equal((ws.sketch === 'hll' ? s.qs[k]! : s.hll[k]!).filter((x) => x !== undefined).length, 0, what);
+      for (let g = 0; g < G; g++) {
+        const a = wk[g];
+        const b = sk[g];
+        assert.equal(a === undefined, b === undefined, `${what} sketch ${g} presence`);
+        if (a !== undefined && b !== undefined) assert.deepEqual(b.serialize(), a.serialize(), `${what} sketch ${g}`);
+      }
+    } else {
+      assert.equal(s.hll[k]!.filter((x) => x !== undefined).length, 0, what);
+      assert.equal(s.qs[k]!.filter((x) => x !== undefined).length, 0, what);
     }
     for (let g = 0; g < G; g++) {
-      const x = kernels[k]!.final(w, g);
-      const y = kernels[k]!.final(s, g);
+      const x = kernels[k]!.final(w, k, g);
+      const y = kernels[k]!.final(s, k, g);
       assert.ok(x === null || y === null ? x === y : Object.is(x, y), `${what} final(${g}): ${y} vs ${x}`);
     }
   });
@@ -162,8 +179,51 @@ test('round trip: every key type with and without nulls, every state kind, sketc
       checkPartial(back, partial, kernels);
       // the format is canonical: serializing the copy gives the same bytes
       assert.deepEqual(new Uint8Array(serializePartial(back)), new Uint8Array(buf), `G=${G}`);
+      // the state is read in place, not copied
+      assert.equal(back.state.data.buffer, buf);
+      if (G >= 7) {
+        // the trip carried real state: counted groups, both kinds of sketch
+        const st = partial.state;
+        assert.ok(kernels[0]!.final(st, 0, 0)! > 0);
+        assert.ok(st.hll[8]!.some((h) => h !== undefined) && st.qs[9]!.some((q) => q !== undefined));
+      }
     }
   }
+});
+
+test('a deserialized partial merges into the plan\'s own state exactly as the original does', () => {
+  const rng = mulberry32(67);
+  const G = 50;
+  const parts = [makePartial(rng, G, { nullRate: 0.2 }), makePartial(rng, G, { nullRate: 0.2 })];
+  const kernels = parts[0]!.kernels;
+  // the window state: its own layout object, many more groups, partial groups scattered in it
+  const layout = new AggLayout(kernels);
+  const W = 300;
+  const dstGids = Int32Array.from({ length: G }, (_, g) => (g * 37) % W);
+  const srcRows = Int32Array.from({ length: G }, (_, g) => g);
+  const direct = new AggState(layout, 8);
+  const viaBytes = new AggState(layout, 8);
+  direct.ensure(W);
+  viaBytes.ensure(W);
+  for (const { partial } of parts) {
+    const back = deserializePartial(serializePartial(partial));
+    assert.notEqual(back.state.layout, layout);
+    kernels.forEach((kernel, k) => {
+      kernel.merge(direct, k, dstGids, partial.state, srcRows, G);
+      kernel.merge(viaBytes, k, dstGids, back.state, srcRows, G);
+    });
+  }
+  sameF64(viaBytes.data, direct.data, W * layout.stride, 'merged data');
+  kernels.forEach((kernel, k) => {
+    for (let w = 0; w < W; w++) {
+      const x = kernel.final(direct, k, w);
+      const y = kernel.final(viaBytes, k, w);
+      assert.ok(x === null || y === null ? x === y : Object.is(x, y), `aggregate ${k} (${KERNELS[k]![0]}) window group ${w}: ${y} vs ${x}`);
+    }
+  });
+  // and the merge did something: the count of a hit group is the sum of both partials' counts
+  const g = 3;
+  assert.equal(kernels[0]!.final(direct, 0, dstGids[g]!), kernels[0]!.final(parts[0]!.partial.state, 0, g)! + kernels[0]!.final(parts[1]!.partial.state, 0, g)!);
 });
 
 test('round trip of a partial whose arrays are longer than its group count (reused scratch)', () => {
@@ -189,10 +249,20 @@ test('zero groups: types, dictionaries, inits and the ±Infinity event-time boun
   assert.equal(back.maxEventTime, -Infinity);
   assert.deepEqual(back.keys.map((c) => c.type), [...ALL_TYPES]);
   // NaN, -Infinity and +Infinity inits come back as numbers (JSON cannot carry them directly)
-  assert.ok(Number.isNaN(back.states[3]!.inits[0]));
-  assert.equal(back.states[4]!.inits[0], -Infinity);
-  assert.equal(back.states[5]!.inits[1], Infinity);
-  assert.equal(back.states[6]!.inits[1], -Infinity);
+  const shapes = back.state.layout.shapes;
+  assert.ok(Number.isNaN(shapes[3]!.inits[0]));
+  assert.equal(shapes[4]!.inits[0], -Infinity);
+  assert.equal(shapes[5]!.inits[1], Infinity);
+  assert.equal(shapes[6]!.inits[1], -Infinity);
+  assert.deepEqual(shapes.map((sh) => sh.sketch), KERNELS.map(([name]) => (name === 'approx_count_distinct' ? 'hll' : name === 'approx_quantile' ? 'qs' : null)));
+  // ... and in the initial row new groups start from
+  const layout = back.state.layout;
+  assert.ok(Number.isNaN(layout.inits[layout.offsets[3]!]));
+  assert.equal(layout.inits[layout.offsets[4]!], -Infinity);
+  assert.equal(layout.inits[layout.offsets[5]! + 1], Infinity);
+  assert.equal(layout.inits[layout.offsets[6]! + 1], -Infinity);
+  assert.equal(back.state.capacity, 0);
+  assert.equal(back.state.data.length, 0);
 });
 
 test('finite event-time bounds, negative and fractional, round trip exactly', () => {
@@ -208,13 +278,15 @@ test('header of every length mod 8, with strings JSON finds hard (quotes, NUL, l
   const rng = mulberry32(65);
   const hard = ['', '"', '\\', 'a\u0000b', '\ud800', 'x\udfffy', '😀', '\u2028\u2029', '\n\r\t', 'Ω'];
   const kernels = [kernelOf('count', null, null)];
+  const layout = new AggLayout(kernels);
+  const add = compileAddLoop([{ kernel: kernels[0]!, argType: null }], layout);
   for (let pad = 0; pad < 16; pad++) {
     const dict = [...hard, 'p'.repeat(pad)];
     const G = dict.length;
     const codes = Int32Array.from({ length: G }, (_, i) => i);
     const valid = pad % 2 === 0 ? null : Uint8Array.from({ length: G }, (_, i) => (i === 3 ? 0 : 1));
-    const st = newState(kernels[0]!, G);
-    kernels[0]!.add(st, codes, codes, G, null, { eventTime: new Float64Array(0), seq: 0 });
+    const st = new AggState(layout, G);
+    add(st, codes, codes, G, [null], { eventTime: new Float64Array(0), seq: 0 });
     const partial: Partial = {
       groups: G,
       windowStart: new Float64Array(G).fill(pad),
@@ -224,7 +296,7 @@ test('header of every length mod 8, with strings JSON finds hard (quotes, NUL, l
         { type: 'bool', values: Uint8Array.from({ length: G }, () => (rng() < 0.5 ? 1 : 0)), valid },
         { type: 'int32', values: Int32Array.from({ length: G }, () => (rng() * 4294967296) | 0), valid: null },
       ],
-      states: [st],
+      state: st,
       rowsIn: G,
       rowsSelected: G,
       minEventTime: 0,

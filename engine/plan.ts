@@ -15,7 +15,7 @@
 import type { ColumnType, StreamSchema } from './schema.js';
 import type { WindowSpec } from './config.js';
 import { SluiceError, sluiceError } from './errors.js';
-import { AGGREGATES, type AggregateDef, type AggregateKernel, type OutputType } from '../native-free-kernels/aggregates.js';
+import { AGGREGATES, shapesOf, type AggregateDef, type AggregateKernel, type OutputType } from '../native-free-kernels/aggregates.js';
 import { AggLayout } from '../native-free-kernels/aggregate-state.js';
 import { compileAddLoop, type AddLoop } from '../native-free-kernels/fused-aggregate.js';
 import {
@@ -62,6 +62,11 @@ export interface AggregatePlan {
   readonly arg: ArgPlan;
   readonly param: number | null;
   readonly outputType: OutputType;
+  /**
+   * Names the argument for the shared non-null count (aggregate-state.ts): `*` for count(),
+   * `col:<index>` for a column, a per-output key for a computed argument.
+   */
+  readonly argKey: string;
 }
 
 export interface PipelinePlan {
@@ -77,6 +82,8 @@ export interface PipelinePlan {
   readonly aggregates: readonly AggregatePlan[];
   /** interleaved state layout of the aggregates (one row of doubles per group) */
   readonly layout: AggLayout;
+  /** the aggregates' kernels, in order (for mergeStates) */
+  readonly kernels: readonly AggregateKernel[];
   /** the fused add loop of every aggregate */
   readonly add: AddLoop;
   /** ms a window stays open after the watermark passes its end */
@@ -120,7 +127,7 @@ export function checkPipelineExpressions(name: string, spec: PipelineSpec, schem
       fail(['select', output], err.message);
     }
   }
-  return ok ? { filter, aggregates, layout: new AggLayout(aggregates.map((a) => a.kernel)) } : null;
+  return ok ? { filter, aggregates, layout: layoutOf(aggregates) } : null;
 }
 
 /** Every check of a pipeline against its stream; the plan when there was no problem. */
@@ -158,9 +165,15 @@ export function checkPipeline(
     keys,
     aggregates: parts.aggregates,
     layout: parts.layout,
+    kernels: parts.aggregates.map((a) => a.kernel),
     add: compileAddLoop(parts.aggregates.map((a) => ({ kernel: a.kernel, argType: a.arg === null ? null : a.arg.type })), parts.layout),
     lateness: spec.lateness,
   };
+}
+
+/** The state layout: aggregates of the same argument share one non-null count. */
+export function layoutOf(aggregates: readonly AggregatePlan[]): AggLayout {
+  return new AggLayout(shapesOf(aggregates.map((a) => a.kernel), aggregates.map((a) => a.argKey)));
 }
 
 /** Compile, or throw one SLUICE_CONFIG_INVALID listing every problem. */
@@ -217,7 +230,8 @@ export function compileAggregate(output: string, text: string, schema: StreamSch
       throw sluiceError('EXPR_TYPE', `${def.name}: ${problem} at ${p.line}:${p.col}`);
     }
   }
-  return { output, text, def, kernel: def.bind(argType, param), arg, param, outputType: def.output };
+  const argKey = arg === null ? '*' : arg.kind === 'column' ? `col:${arg.index}` : `expr:${output}`;
+  return { output, text, def, kernel: def.bind(argType, param), arg, param, outputType: def.output, argKey };
 }
 
 function numberLiteral(e: Expr): number | null {

@@ -14,7 +14,7 @@ import type { PipelinePlan } from './plan.js';
 import { GroupTable, keyInputOf, keyKindOf, type KeyInput, type KeySpec } from '../native-free-kernels/hash-group-by.js';
 import { AggState } from '../native-free-kernels/aggregate-state.js';
 import type { Partial } from '../native-free-kernels/partial.js';
-import type { AggregateKernel } from '../native-free-kernels/aggregates.js';
+import { mergeStates, type AggregateKernel } from '../native-free-kernels/aggregates.js';
 import { gatherColumn } from '../native-free-kernels/gather.js';
 
 /** Closed windows, columnar: one entry per (window, group). */
@@ -152,7 +152,7 @@ function mergeInto(table: GroupTable, state: AggState, plan: PipelinePlan, p: Pa
   const inputs: KeyInput[] = p.keys.map((c) => keyInputOf(table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
   table.insert(inputs, sel, sel.length, gids);
   state.ensure(table.size);
-  plan.aggregates.forEach((a, k) => a.kernel.merge(state, k, gids, p.state, sel, sel.length));
+  mergeStates(plan.kernels, state, gids, p.state, sel, sel.length);
 }
 
 function finaliseInto(
@@ -303,7 +303,7 @@ class SessionStore {
             // absorb another overlapping session into the target
             one[0] = target;
             src[0] = slot;
-            this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.state, j, one, this.state, src, 1));
+            mergeStates(this.plan.kernels, this.state, one, this.state, src, 1);
             lo = Math.min(lo, this.start[slot]!);
             hi = Math.max(hi, this.end[slot]!);
             this.release(slot);
@@ -323,7 +323,7 @@ class SessionStore {
       this.end[target] = Math.max(this.end[target]!, hi);
       one[0] = target;
       src[0] = g;
-      this.plan.aggregates.forEach((a, j) => a.kernel.merge(this.state, j, one, p.state, src, 1));
+      mergeStates(this.plan.kernels, this.state, one, p.state, src, 1);
       list.sort((a, b) => this.start[a]! - this.start[b]!);
     }
   }

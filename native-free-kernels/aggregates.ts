@@ -29,7 +29,7 @@
  */
 
 import type { Column, ColumnType } from '../engine/schema.js';
-import type { AggState } from './aggregate-state.js';
+import type { AggState, StateShape } from './aggregate-state.js';
 import { doubleHi, doubleLo, fmix32, hashCombine, hashString } from './hash.js';
 import { dd, ddAdd, ddDiv, ddSquare, twoSum } from './double-double.js';
 import { HyperLogLog } from './hyperloglog.js';
@@ -47,6 +47,8 @@ export interface AddContext {
 
 /**
  * A per-row update as JavaScript statements, spliced into the generated fused loop.
+ * The shared count of the argument is incremented by the loop itself, once per row, not by
+ * the fragments.
  * Names in scope: `S` (state data), `b` (this group's first field of this aggregate),
  * `x` (the argument value: a double for input 'f64', an int32 for 'i32'), `lo` / `hi`
  * (the words of an int64 for input 'i64'), `r` (row), `ET` (event times), `seq`, and `T`
@@ -59,8 +61,11 @@ export interface FusedAdd {
 }
 
 export interface AggregateKernel {
+  /** own numeric fields and their initial values */
   readonly inits: readonly number[];
   readonly sketch: 'hll' | 'qs' | null;
+  /** reads the (shared) non-null count of its argument: `S[c]` in fragments, layout.countOffsets */
+  readonly counted: boolean;
   /** fused per-row update, or null when the kernel brings its own loop (`addRows`) */
   readonly fused: FusedAdd | null;
   readonly addRows: ((st: AggState, k: number, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null, ctx: AddContext) => void) | null;
@@ -82,7 +87,10 @@ export interface AggregateDef {
 const NUMERIC: readonly ColumnType[] = ['int32', 'int64', 'float64'];
 const ORDERED: readonly ColumnType[] = ['int32', 'int64', 'float64', 'timestamp', 'bool'];
 
-/** Loop over (dst group, src group) pairs: field bases of aggregate k in both states. */
+/**
+ * Loop over (dst group, src group) pairs: the bases of aggregate k's own fields in both states
+ * (db, sb), and of its count fields (dc, sc; meaningless when the kernel is not counted).
+ */
 function pairs(
   dst: AggState,
   k: number,
@@ -90,45 +98,84 @@ function pairs(
   src: AggState,
   srcRows: Int32Array,
   n: number,
-  body: (d: Float64Array, db: number, s: Float64Array, sb: number) => void,
+  body: (d: Float64Array, db: number, s: Float64Array, sb: number, dc: number, sc: number) => void,
 ): void {
-  const dStride = dst.layout.stride, dOff = dst.layout.offsets[k]!;
-  const sStride = src.layout.stride, sOff = src.layout.offsets[k]!;
+  const dStride = dst.layout.stride, dOff = dst.layout.offsets[k]!, dCnt = dst.layout.countOffsets[k]!;
+  const sStride = src.layout.stride, sOff = src.layout.offsets[k]!, sCnt = src.layout.countOffsets[k]!;
   const d = dst.data, s = src.data;
-  for (let i = 0; i < n; i++) body(d, dstGids[i]! * dStride + dOff, s, srcRows[i]! * sStride + sOff);
+  for (let i = 0; i < n; i++) {
+    const dr = dstGids[i]! * dStride;
+    const sr = srcRows[i]! * sStride;
+    body(d, dr + dOff, s, sr + sOff, dr + dCnt, sr + sCnt);
+  }
 }
 
 function base(st: AggState, k: number, g: number): number {
   return g * st.layout.stride + st.layout.offsets[k]!;
 }
 
-// ---------------------------------------------------------------------------------------------
-// count() and count(col). Field: n.
+/** The non-null count aggregate k reads, for group g. */
+function countOf(st: AggState, k: number, g: number): number {
+  return st.data[g * st.layout.stride + st.layout.countOffsets[k]!]!;
+}
 
-function countKernel(input: 'none'): AggregateKernel {
-  return {
-    inits: [0],
-    sketch: null,
-    fused: { input, code: 'S[b] += 1;' },
-    addRows: null,
-    merge(dst, k, dstGids, src, srcRows, n) {
-      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => { d[db]! += s[sb]!; });
-    },
-    final(st, k, g) {
-      return st.data[base(st, k, g)]!;
-    },
-  };
+/**
+ * The layout shapes of kernels. `argKeys[k]` names aggregate k's argument so that aggregates of
+ * one argument share their count; without names every counted aggregate gets its own.
+ */
+export function shapesOf(kernels: readonly AggregateKernel[], argKeys?: readonly string[]): StateShape[] {
+  return kernels.map((k, i) => ({ inits: k.inits, sketch: k.sketch, count: k.counted ? (argKeys?.[i] ?? true) : null }));
+}
+
+/**
+ * Merge every aggregate's state: the shared counts once each, then each kernel's own fields.
+ * Both states must have layouts built from the same shapes.
+ */
+export function mergeStates(
+  kernels: readonly AggregateKernel[],
+  dst: AggState,
+  dstGids: Int32Array,
+  src: AggState,
+  srcRows: Int32Array,
+  n: number,
+): void {
+  const dl = dst.layout, sl = src.layout;
+  if (dl.counts.length !== sl.counts.length || dl.shapes.length !== sl.shapes.length) throw new Error('merge of states with different layouts');
+  const d = dst.data, s = src.data;
+  dl.counts.forEach((c, j) => {
+    const dOff = c.offset, sOff = sl.counts[j]!.offset;
+    for (let i = 0; i < n; i++) d[dstGids[i]! * dl.stride + dOff]! += s[srcRows[i]! * sl.stride + sOff]!;
+  });
+  kernels.forEach((kernel, k) => kernel.merge(dst, k, dstGids, src, srcRows, n));
 }
 
 // ---------------------------------------------------------------------------------------------
-// sum / avg of doubles: double-double accumulation. Fields: hi, lo, n.
+// count() and count(col): nothing of their own — the value is the shared count (of every
+// position for count(), of the non-null values for count(col)), which the loop updates.
+
+const countKernel: AggregateKernel = {
+  inits: [],
+  sketch: null,
+  counted: true,
+  fused: null,
+  addRows: null,
+  merge() {
+    // the shared count is merged by mergeStates
+  },
+  final(st, k, g) {
+    return countOf(st, k, g);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// sum / avg of doubles: double-double accumulation. Fields: hi, lo (+ the shared count).
 
 const SUM_F64_ADD = `{ const a = S[b]; const s = a + x; const bb = s - a;
-        S[b + 1] += a - (s - bb) + (x - bb); S[b] = s; S[b + 2] += 1; }`;
+        S[b + 1] += a - (s - bb) + (x - bb); S[b] = s; }`;
 
 function mergeSumF64(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
-    if (s[sb + 2] === 0) return;
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
+    if (s[sc] === 0) return;
     const plain = d[db]! + s[sb]!;
     if (Number.isFinite(plain)) {
       ddAdd(d[db]!, d[db + 1]!, s[sb]!, s[sb + 1]!);
@@ -140,7 +187,6 @@ function mergeSumF64(dst: AggState, k: number, dstGids: Int32Array, src: AggStat
       d[db] = plain;
       d[db + 1] = 0;
     }
-    d[db + 2]! += s[sb + 2]!;
   });
 }
 
@@ -153,14 +199,15 @@ function ddValue(hi: number, lo: number): number {
 
 function sumF64(avg: boolean): AggregateKernel {
   return {
-    inits: [0, 0, 0],
+    inits: [0, 0],
     sketch: null,
+    counted: true,
     fused: { input: 'f64', code: SUM_F64_ADD },
     addRows: null,
     merge: mergeSumF64,
     final(st, k, g) {
       const b = base(st, k, g);
-      const n = st.data[b + 2]!;
+      const n = countOf(st, k, g);
       if (n === 0) return null;
       const hi = st.data[b]!, lo = st.data[b + 1]!;
       if (!avg) return ddValue(hi, lo);
@@ -173,16 +220,16 @@ function sumF64(avg: boolean): AggregateKernel {
 
 // ---------------------------------------------------------------------------------------------
 // sum / avg of integers, exact. Fields: s0 (Σ low 16 bits), s1 (Σ next 16 bits),
-// s2 (Σ signed high words), n. Within one batch (≤ 2^24 rows) every field stays an exact
+// s2 (Σ signed high words) (+ the shared count). Within one batch (≤ 2^24 rows) every field stays an exact
 // double; merges carry s0 → s1 → s2.
 
-const SUM_I64_ADD = 'S[b] += lo & 0xffff; S[b + 1] += lo >>> 16; S[b + 2] += hi; S[b + 3] += 1;';
+const SUM_I64_ADD = 'S[b] += lo & 0xffff; S[b + 1] += lo >>> 16; S[b + 2] += hi;';
 // an int32's high word is its sign: 0 or -1
-const SUM_I32_ADD = 'S[b] += x & 0xffff; S[b + 1] += (x >>> 16) & 0xffff; S[b + 2] += x >> 31; S[b + 3] += 1;';
+const SUM_I32_ADD = 'S[b] += x & 0xffff; S[b + 1] += (x >>> 16) & 0xffff; S[b + 2] += x >> 31;';
 
 function mergeSumInt(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
-    if (s[sb + 3] === 0) return;
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
+    if (s[sc] === 0) return;
     let a0 = d[db]! + s[sb]!;
     let a1 = d[db + 1]! + s[sb + 1]!;
     const k0 = Math.floor(a0 / 65536);
@@ -193,7 +240,6 @@ function mergeSumInt(dst: AggState, k: number, dstGids: Int32Array, src: AggStat
     d[db] = a0;
     d[db + 1] = a1;
     d[db + 2] = d[db + 2]! + s[sb + 2]! + k1;
-    d[db + 3]! += s[sb + 3]!;
   });
 }
 
@@ -204,14 +250,15 @@ function intTotal(data: Float64Array, b: number): bigint {
 
 function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
   return {
-    inits: [0, 0, 0, 0],
+    inits: [0, 0, 0],
     sketch: null,
+    counted: true,
     fused: { input, code: input === 'i64' ? SUM_I64_ADD : SUM_I32_ADD },
     addRows: null,
     merge: mergeSumInt,
     final(st, k, g) {
       const b = base(st, k, g);
-      const n = st.data[b + 3]!;
+      const n = countOf(st, k, g);
       if (n === 0) return null;
       const total = intTotal(st.data, b);
       if (!avg) return Number(total);
@@ -223,7 +270,7 @@ function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
 }
 
 // ---------------------------------------------------------------------------------------------
-// min / max. Fields: m, n. DuckDB's order puts NaN above everything: max takes NaN and keeps
+// min / max. Field: m (+ the shared count). DuckDB's order puts NaN above everything: max takes NaN and keeps
 // it; min starts at NaN ("nothing yet"), a number replaces NaN, NaN replaces nothing.
 //
 // Branch-free select: with a few rows per group, "is it smaller?" is a coin flip that
@@ -232,27 +279,26 @@ function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
 // indexes: exact, unlike an arithmetic blend c + m·(x − c). Math.min/max were slower still
 // (they must order −0 below +0 and propagate NaN).
 
-const MIN_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x < c) | (c !== c)]; S[b + 1] += 1; }';
-const MAX_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x > c) | (x !== x)]; S[b + 1] += 1; }';
+const MIN_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x < c) | (c !== c)]; }';
+const MAX_ADD = '{ const c = S[b]; T[0] = c; T[1] = x; S[b] = T[(x > c) | (x !== x)]; }';
 
 function extremum(isMax: boolean): AggregateKernel {
   return {
-    inits: [isMax ? -Infinity : NaN, 0],
+    inits: [isMax ? -Infinity : NaN],
     sketch: null,
+    counted: true,
     fused: { input: 'f64', code: isMax ? MAX_ADD : MIN_ADD },
     addRows: null,
     merge(dst, k, dstGids, src, srcRows, n) {
-      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
-        if (s[sb + 1] === 0) return;
+      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
+        if (s[sc] === 0) return;
         const v = s[sb]!;
         const cur = d[db]!;
         if (isMax ? v > cur || v !== v : v < cur || cur !== cur) d[db] = v;
-        d[db + 1]! += s[sb + 1]!;
       });
     },
     final(st, k, g) {
-      const b = base(st, k, g);
-      return st.data[b + 1] === 0 ? null : st.data[b]!;
+      return countOf(st, k, g) === 0 ? null : st.data[base(st, k, g)]!;
     },
   };
 }
@@ -268,6 +314,7 @@ function firstLast(last: boolean): AggregateKernel {
   return {
     inits: [0, last ? -Infinity : Infinity, 0, 0],
     sketch: null,
+    counted: false,
     fused: { input: 'f64', code: `{ const t = ET[r]; if (t ${cmp} S[b + 1]) { S[b + 1] = t; S[b] = x; S[b + 2] = seq; S[b + 3] = r; } }` },
     addRows: null,
     merge(dst, k, dstGids, src, srcRows, n) {
@@ -297,30 +344,29 @@ function firstLast(last: boolean): AggregateKernel {
 }
 
 // ---------------------------------------------------------------------------------------------
-// var / stddev (sample, as DuckDB's var_samp / stddev_samp). Fields: n, Σx (hi, lo),
-// Σx² (hi, lo) with x² split exactly into p + e (Dekker), so Σx² − (Σx)²/n keeps ~106 bits and
+// var / stddev (sample, as DuckDB's var_samp / stddev_samp). Fields: Σx (hi, lo),
+// Σx² (hi, lo) (+ the shared count n) with x² split exactly into p + e (Dekker), so Σx² − (Σx)²/n keeps ~106 bits and
 // large means do not cancel the variance away. Each TwoSum is renormalised (FastTwoSum) so lo
 // stays below one ulp of hi: an ever-growing lo would round away the bits the cancellation
 // needs.
 
-const VAR_ADD = `{ S[b] += 1;
-        let a = S[b + 1]; let s = a + x; let bb = s - a; let lo = S[b + 2] + (a - (s - bb) + (x - bb));
-        let t = s + lo; S[b + 2] = lo - (t - s); S[b + 1] = t;
+const VAR_ADD = `{
+        let a = S[b]; let s = a + x; let bb = s - a; let lo = S[b + 1] + (a - (s - bb) + (x - bb));
+        let t = s + lo; S[b + 1] = lo - (t - s); S[b] = t;
         const p = x * x; const c = 134217729 * x; const xh = c - (c - x); const xl = x - xh;
         const e = xh * xh - p + 2 * xh * xl + xl * xl;
-        a = S[b + 3]; s = a + p; bb = s - a; lo = S[b + 4] + (a - (s - bb) + (p - bb) + e);
-        t = s + lo; S[b + 4] = lo - (t - s); S[b + 3] = t; }`;
+        a = S[b + 2]; s = a + p; bb = s - a; lo = S[b + 3] + (a - (s - bb) + (p - bb) + e);
+        t = s + lo; S[b + 3] = lo - (t - s); S[b + 2] = t; }`;
 
 function mergeVar(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
-    if (s[sb] === 0) return;
-    d[db]! += s[sb]!;
-    ddAdd(d[db + 1]!, d[db + 2]!, s[sb + 1]!, s[sb + 2]!);
-    d[db + 1] = dd.hi;
-    d[db + 2] = dd.lo;
-    ddAdd(d[db + 3]!, d[db + 4]!, s[sb + 3]!, s[sb + 4]!);
-    d[db + 3] = dd.hi;
-    d[db + 4] = dd.lo;
+  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
+    if (s[sc] === 0) return;
+    ddAdd(d[db]!, d[db + 1]!, s[sb]!, s[sb + 1]!);
+    d[db] = dd.hi;
+    d[db + 1] = dd.lo;
+    ddAdd(d[db + 2]!, d[db + 3]!, s[sb + 2]!, s[sb + 3]!);
+    d[db + 2] = dd.hi;
+    d[db + 3] = dd.lo;
   });
 }
 
@@ -332,9 +378,9 @@ function mergeVar(dst: AggState, k: number, dstGids: Int32Array, src: AggState, 
 function variance(st: AggState, k: number, g: number): number | null {
   const b = base(st, k, g);
   const d = st.data;
-  const n = d[b]!;
+  const n = countOf(st, k, g);
   if (n < 2) return null;
-  const sh = d[b + 1]!, sl = d[b + 2]!, qh = d[b + 3]!, ql = d[b + 4]!;
+  const sh = d[b]!, sl = d[b + 1]!, qh = d[b + 2]!, ql = d[b + 3]!;
   if (!Number.isFinite(sh) || !Number.isFinite(qh)) return NaN;
   ddSquare(sh, sl);
   ddDiv(dd.hi, dd.lo, n);
@@ -346,8 +392,9 @@ function variance(st: AggState, k: number, g: number): number | null {
 
 function varKernel(stddev: boolean): AggregateKernel {
   return {
-    inits: [0, 0, 0, 0, 0],
+    inits: [0, 0, 0, 0],
     sketch: null,
+    counted: true,
     fused: { input: 'f64', code: VAR_ADD },
     addRows: null,
     merge: mergeVar,
@@ -441,6 +488,7 @@ function addDistinct(st: AggState, k: number, gids: Int32Array, rows: Int32Array
 const approxDistinct: AggregateKernel = {
   inits: [],
   sketch: 'hll',
+  counted: false,
   fused: null,
   addRows: addDistinct,
   merge(dst, k, dstGids, src, srcRows, n) {
@@ -473,6 +521,7 @@ function approxQuantile(q: number): AggregateKernel {
   return {
     inits: [],
     sketch: 'qs',
+    counted: false,
     fused: null,
     addRows(st, k, gids, rows, n, arg) {
       const x = doublesOf(arg, 0);
@@ -556,8 +605,8 @@ export const AGGREGATES: ReadonlyMap<string, AggregateDef> = new Map<string, Agg
     param: null,
     output: 'BIGINT',
     accepts: () => true,
-    // count(col) is count() with the generated null check of its argument
-    bind: () => countKernel('none'),
+    // count(col) is count() whose shared count skips the argument's nulls
+    bind: () => countKernel,
   }],
   ['sum', simple('sum', 'DOUBLE', NUMERIC, (t) => (t === 'int64' ? sumInt('i64', false) : t === 'int32' ? sumInt('i32', false) : sumF64(false)))],
   ['avg', simple('avg', 'DOUBLE', NUMERIC, (t) => (t === 'int64' ? sumInt('i64', true) : t === 'int32' ? sumInt('i32', true) : sumF64(true)))],

@@ -10,8 +10,9 @@
  * after the fused one.
  *
  *   for (i < n) { r = rows[i]; g = gids[i] * STRIDE;
- *                 { b = g + OFF_0; x = a0[r]; <count fragment> }
- *                 { b = g + OFF_1; if (v1[r] !== 0) { x = a1[r]; <sum fragment> } } ... }
+ *                 S[g + COUNT_0] += 1;  if (v1[r] !== 0) S[g + COUNT_1] += 1;   (shared counts)
+ *                 { b = g + OFF_1; if (v1[r] !== 0) { x = a1[r]; <sum fragment> } }
+ *                 { b = g + OFF_2; if (v1[r] !== 0) { x = a1[r]; <max fragment> } } ... }
  */
 
 import type { Column, ColumnType } from '../engine/schema.js';
@@ -50,15 +51,11 @@ export function compileAddLoop(specs: readonly AddSpec[], layout: AggLayout): Ad
     if (st.layout !== layout) throw new Error('add loop used with a state of another layout');
     let key = '';
     for (let k = 0; k < specs.length; k++) {
-      const f = fused[k];
-      if (f === null || f === undefined) {
-        key += '0';
-        continue;
-      }
       const arg = args[k] ?? null;
       V[k] = arg === null ? null : arg.valid;
       key += V[k] === null ? '0' : '1';
-      A[k] = argArray(f.input, arg, k);
+      const f = fused[k];
+      A[k] = f === null || f === undefined ? null : argArray(f.input, arg, k);
     }
     let fn = variants.get(key);
     if (fn === undefined) {
@@ -87,12 +84,16 @@ function argArray(input: 'none' | 'f64' | 'i32' | 'i64', arg: Column | null, slo
 }
 
 function generate(specs: readonly AddSpec[], layout: AggLayout, nullable: string): Generated {
-  const bind: string[] = [];
+  const bind: string[] = specs.map((_, k) => `const a${k} = A[${k}], v${k} = V[${k}];`);
   const body: string[] = [];
+  // each shared count once, with the null check of the argument it counts
+  for (const c of layout.counts) {
+    const update = `S[g + ${c.offset}] += 1;`;
+    body.push(nullable[c.owner] === '1' ? `if (v${c.owner}[r] !== 0) ${update}` : update);
+  }
   specs.forEach((s, k) => {
     const f = s.kernel.fused;
     if (f === null) return;
-    bind.push(`const a${k} = A[${k}], v${k} = V[${k}];`);
     const read = f.input === 'f64' || f.input === 'i32' ? `const x = a${k}[r];` : f.input === 'i64' ? `const lo = a${k}[2 * r], hi = a${k}[2 * r + 1];` : '';
     const update = `const b = g + ${layout.offsets[k]!}; ${read} ${f.code}`;
     body.push(nullable[k] === '1' ? `if (v${k}[r] !== 0) { ${update} }` : `{ ${update} }`);

@@ -14,7 +14,7 @@
  * slot of `slots` holds `group id + 1` (0 = empty) followed by the key's W words, so a lookup
  * is ONE random memory access — the key compare reads the same cache line as the id. (Keeping
  * ids in the slots and keys in a separate per-group array cost three dependent cache misses
- * per row and ran 3× slower at 10 K groups.) Keys are also kept per group (`keys[g * W + j]`)
+ * per row: 14 against 10.5 ns per row at 10 K groups.) Keys are also kept per group (`keys[g * W + j]`)
  * for output and rehashing. Slot count is a power of two, load ≤ 0.6. The table never holds a
  * JS object per group.
  *

@@ -45,7 +45,7 @@ interface Header {
   maxEventTime: number | null;
   keys: { type: ColumnType; valid: boolean; dict?: string[] }[];
   /** the layout's shapes: initial values (JSON has no NaN / Infinity: spelled as strings) */
-  shapes: { inits: (number | string)[]; sketch: SketchKind }[];
+  shapes: { inits: (number | string)[]; sketch: SketchKind; count: string | true | null }[];
 }
 
 const MAGIC = 0x31504c53; // 'SLP1'
@@ -73,6 +73,7 @@ export function serializePartial(p: Partial): ArrayBuffer {
     shapes: p.state.layout.shapes.map((sh) => ({
       inits: sh.inits.map((v) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? 'Inf' : v === -Infinity ? '-Inf' : v)),
       sketch: sh.sketch,
+      count: sh.count,
     })),
   };
   const head = encoder.encode(JSON.stringify(header));
@@ -170,7 +171,7 @@ export function deserializePartial(buf: ArrayBuffer): Partial {
       case 'timestamp': return { type: 'timestamp', values: takeF64(), valid };
     }
   });
-  const layout = new AggLayout(header.shapes.map((sh) => ({ inits: sh.inits.map(reviveNumber), sketch: sh.sketch })));
+  const layout = new AggLayout(header.shapes.map((sh) => ({ inits: sh.inits.map(reviveNumber), sketch: sh.sketch, count: sh.count })));
   const state = new AggState(layout, 1);
   state.data = new Float64Array(buf, off, G * layout.stride);
   state.capacity = G;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { AGGREGATES, doublesOf, type AddContext, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
+import { AGGREGATES, doublesOf, mergeStates, shapesOf, type AddContext, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
 import { AggLayout, AggState } from '../../native-free-kernels/aggregate-state.js';
 import { compileAddLoop, type AddLoop } from '../../native-free-kernels/fused-aggregate.js';
 import { quantileDiscIndex } from '../../native-free-kernels/quantile-sketch.js';
@@ -38,7 +38,7 @@ function bindKernel(name: string, type: ColumnType | null, q: number | null): Ag
 
 function planOf(specs: readonly AggSpec[]): Plan {
   const kernels = specs.map((s) => bindKernel(s.name, s.type, s.q ?? null));
-  const layout = new AggLayout(kernels);
+  const layout = new AggLayout(shapesOf(kernels));
   return { kernels, layout, add: compileAddLoop(kernels.map((kernel, k) => ({ kernel, argType: specs[k]!.type })), layout) };
 }
 
@@ -62,7 +62,7 @@ function kernelOf(name: string, type: ColumnType | null, q: number | null = null
     inits: kernel.inits,
     state: (capacity) => new AggState(plan.layout, capacity),
     add: (st, gids, rows, n, arg, ctx) => plan.add(st, gids, rows, n, [arg], ctx),
-    merge: (dst, dstGids, src, srcRows, n) => kernel.merge(dst, 0, dstGids, src, srcRows, n),
+    merge: (dst, dstGids, src, srcRows, n) => mergeStates([kernel], dst, dstGids, src, srcRows, n),
     final: (st, g) => kernel.final(st, 0, g),
   };
 }
@@ -212,7 +212,7 @@ function splitMergePlan(
   dst.ensure(G);
   for (const b of split.order) {
     const p = partials[b]!;
-    plan.kernels.forEach((kernel, k) => kernel.merge(dst, k, p.toGlobal, p.st, identity(p.toGlobal.length), p.toGlobal.length));
+    mergeStates(plan.kernels, dst, p.toGlobal, p.st, identity(p.toGlobal.length), p.toGlobal.length);
   }
   return dst;
 }
@@ -987,24 +987,31 @@ test('approx_quantile: exact for small groups (DuckDB quantile_disc rank), ~1 % 
 
 test('AggLayout: offsets, stride and initial row follow the kernels\' shapes; sketches take no doubles', () => {
   const kernels = [
-    bindKernel('count', null, null), // [0]
-    bindKernel('sum', 'float64', null), // [0, 0, 0]
-    bindKernel('min', 'float64', null), // [NaN, 0]
+    bindKernel('count', null, null), // count only
+    bindKernel('sum', 'float64', null), // count + [0, 0]
+    bindKernel('min', 'float64', null), // count + [NaN]
     bindKernel('approx_count_distinct', 'float64', null), // []
-    bindKernel('var', 'float64', null), // [0, 0, 0, 0, 0]
+    bindKernel('var', 'float64', null), // count + [0, 0, 0, 0]
     bindKernel('first', 'float64', null), // [0, Infinity, 0, 0]
     bindKernel('approx_quantile', 'float64', 0.5), // []
-    bindKernel('max', 'int64', null), // [-Infinity, 0]
+    bindKernel('max', 'int64', null), // count + [-Infinity]
   ];
-  const layout = new AggLayout(kernels);
-  assert.deepEqual(layout.offsets, [0, 1, 4, 6, 6, 11, 15, 15]);
+  // without argument names every counted aggregate has a count of its own; counts come first
+  const layout = new AggLayout(shapesOf(kernels));
+  assert.deepEqual(layout.countOffsets, [0, 1, 2, -1, 3, -1, -1, 4]);
+  assert.deepEqual(layout.offsets, [5, 5, 7, 8, 8, 12, 16, 16]);
   assert.equal(layout.stride, 17);
   assert.equal(layout.shapes.length, kernels.length);
-  const want = [0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, 0, 0, Infinity, 0, 0, -Infinity, 0];
+  const want = [0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, Infinity, 0, 0, -Infinity];
+  // aggregates of one argument share one count: sum, min and max of column 2, count() apart
+  const shared = new AggLayout(shapesOf([kernels[0]!, kernels[1]!, kernels[2]!, kernels[7]!], ['*', 'col:2', 'col:2', 'col:2']));
+  assert.deepEqual(shared.countOffsets, [0, 1, 1, 1]);
+  assert.equal(shared.counts.length, 2);
+  assert.equal(shared.stride, 2 + 2 + 1 + 1);
   assert.equal(layout.inits.length, want.length);
   want.forEach((v, i) => assert.ok(Object.is(layout.inits[i], v), `init ${i}: ${layout.inits[i]} vs ${v}`));
   assert.equal(layout.zeroInit, false);
-  assert.equal(new AggLayout([kernels[0]!, kernels[1]!, kernels[3]!]).zeroInit, true);
+  assert.equal(new AggLayout(shapesOf([kernels[0]!, kernels[1]!, kernels[3]!])).zeroInit, true);
   // a layout of sketches only has no numeric row at all, and its states still work
   const sketches = planOf([{ name: 'approx_count_distinct', type: 'int32' }, { name: 'approx_quantile', type: 'int32', q: 1 }]);
   assert.equal(sketches.layout.stride, 0);
@@ -1141,7 +1148,8 @@ test('a state of capacity 0 can grow (ensure must not loop forever)', async () =
   const code = `
     const { parentPort } = require('node:worker_threads');
     Promise.all([import(${url('aggregates.js')}), import(${url('aggregate-state.js')}), import(${url('partial.js')})]).then(([a, s, p]) => {
-      const layout = new s.AggLayout([a.AGGREGATES.get('min').bind('float64', null)]);
+      const layout = new s.AggLayout(a.shapesOf([a.AGGREGATES.get('min').bind('float64', null)]));
+      const m = layout.offsets[0];
       const fresh = new s.AggState(layout, 0);
       fresh.ensure(5);
       const empty = { groups: 0, windowStart: new Float64Array(0), windowEnd: new Float64Array(0), keys: [],
@@ -1149,8 +1157,8 @@ test('a state of capacity 0 can grow (ensure must not loop forever)', async () =
       const back = p.deserializePartial(p.serializePartial(empty)).state;
       const cap0 = back.capacity;
       back.ensure(5);
-      parentPort.postMessage([fresh.capacity >= 5, Number.isNaN(fresh.data[4 * layout.stride]), cap0,
-        back.capacity >= 5, back.data.length >= 5 * layout.stride, Number.isNaN(back.data[4 * layout.stride])]);
+      parentPort.postMessage([fresh.capacity >= 5, Number.isNaN(fresh.data[4 * layout.stride + m]), cap0,
+        back.capacity >= 5, back.data.length >= 5 * layout.stride, Number.isNaN(back.data[4 * layout.stride + m])]);
     }, (e) => parentPort.postMessage(String(e)));`;
   assert.deepEqual(await finishesWithin(2000, code), [true, true, 0, true, true, true]);
 });

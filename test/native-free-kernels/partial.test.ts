@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deserializePartial, serializePartial, type Partial } from '../../native-free-kernels/partial.js';
-import { AGGREGATES, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
+import { AGGREGATES, mergeStates, shapesOf, type AggregateKernel } from '../../native-free-kernels/aggregates.js';
 import { AggLayout, AggState } from '../../native-free-kernels/aggregate-state.js';
 import { compileAddLoop } from '../../native-free-kernels/fused-aggregate.js';
 import { makeSchema, type Column, type ColumnType } from '../../engine/schema.js';
@@ -42,7 +42,7 @@ function makePartial(rng: Rng, G: number, opts: { nullRate: number; stateCapacit
   const rows = 4 * G + 10;
   const valueBatch = randomBatch(schema, rows, rng, { nullRate: 0.1 });
   const kernels = KERNELS.map(([name, type, q]) => kernelOf(name, type, q));
-  const layout = new AggLayout(kernels);
+  const layout = new AggLayout(shapesOf(kernels));
   const state = new AggState(layout, Math.max(1, opts.stateCapacity ?? G));
   state.ensure(G);
   if (G > 0) {
@@ -197,7 +197,7 @@ test('a deserialized partial merges into the plan\'s own state exactly as the or
   const parts = [makePartial(rng, G, { nullRate: 0.2 }), makePartial(rng, G, { nullRate: 0.2 })];
   const kernels = parts[0]!.kernels;
   // the window state: its own layout object, many more groups, partial groups scattered in it
-  const layout = new AggLayout(kernels);
+  const layout = new AggLayout(shapesOf(kernels));
   const W = 300;
   const dstGids = Int32Array.from({ length: G }, (_, g) => (g * 37) % W);
   const srcRows = Int32Array.from({ length: G }, (_, g) => g);
@@ -208,10 +208,8 @@ test('a deserialized partial merges into the plan\'s own state exactly as the or
   for (const { partial } of parts) {
     const back = deserializePartial(serializePartial(partial));
     assert.notEqual(back.state.layout, layout);
-    kernels.forEach((kernel, k) => {
-      kernel.merge(direct, k, dstGids, partial.state, srcRows, G);
-      kernel.merge(viaBytes, k, dstGids, back.state, srcRows, G);
-    });
+    mergeStates(kernels, direct, dstGids, partial.state, srcRows, G);
+    mergeStates(kernels, viaBytes, dstGids, back.state, srcRows, G);
   }
   sameF64(viaBytes.data, direct.data, W * layout.stride, 'merged data');
   kernels.forEach((kernel, k) => {
@@ -278,7 +276,7 @@ test('header of every length mod 8, with strings JSON finds hard (quotes, NUL, l
   const rng = mulberry32(65);
   const hard = ['', '"', '\\', 'a\u0000b', '\ud800', 'x\udfffy', '😀', '\u2028\u2029', '\n\r\t', 'Ω'];
   const kernels = [kernelOf('count', null, null)];
-  const layout = new AggLayout(kernels);
+  const layout = new AggLayout(shapesOf(kernels));
   const add = compileAddLoop([{ kernel: kernels[0]!, argType: null }], layout);
   for (let pad = 0; pad < 16; pad++) {
     const dict = [...hard, 'p'.repeat(pad)];

@@ -13,6 +13,7 @@
  */
 
 import type { Batch, Column, TimestampColumn } from './schema.js';
+import { sluiceError } from './errors.js';
 import type { PipelinePlan } from './plan.js';
 import { GroupTable, keyInputOf, keyKindOf, type KeyInput, type KeySpec } from '../native-free-kernels/hash-group-by.js';
 import { DirectGroupBy, type DirectComponent } from '../native-free-kernels/direct-group-by.js';
@@ -68,7 +69,12 @@ export class WindowAggregator {
   run(batch: Batch, seq: number): Partial {
     const plan = this.plan;
     const n = batch.length;
-    const ts = (batch.columns[plan.eventTime] as TimestampColumn).values;
+    const tcol = batch.columns[plan.eventTime] as TimestampColumn;
+    const ts = tcol.values;
+    // decoders reject these when told the event-time column; never read a null as time 0
+    if (tcol.valid !== null && tcol.valid.subarray(0, n).includes(0)) {
+      throw sluiceError('BATCH_BAD_TIMESTAMP', `null in the event-time column '${plan.schema.fields[plan.eventTime]!.name}'`);
+    }
 
     // 1. filter → rows (selection vector), m rows
     let rows: Int32Array;

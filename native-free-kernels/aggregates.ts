@@ -220,8 +220,12 @@ function sumF64(avg: boolean): AggregateKernel {
 
 // ---------------------------------------------------------------------------------------------
 // sum / avg of integers, exact. Fields: s0 (Σ low 16 bits), s1 (Σ next 16 bits),
-// s2 (Σ signed high words) (+ the shared count). Within one batch (≤ 2^24 rows) every field stays an exact
-// double; merges carry s0 → s1 → s2.
+// s2 (Σ signed high words) (+ the shared count). s0 and s1 grow by < 2^16 per row, so they stay
+// exact doubles for 2^37 rows between carries; merges carry s0 → s1 → s2. s2 grows by up to
+// 2^31 per row and stays exact while the running total is below 2^84 — far beyond any int64
+// total (the result is a DOUBLE anyway); past that it rounds, and then depends on batching.
+
+
 
 const SUM_I64_ADD = 'S[b] += lo & 0xffff; S[b + 1] += lo >>> 16; S[b + 2] += hi;';
 // an int32's high word is its sign: 0 or -1
@@ -298,7 +302,10 @@ function extremum(isMax: boolean): AggregateKernel {
       });
     },
     final(st, k, g) {
-      return countOf(st, k, g) === 0 ? null : st.data[base(st, k, g)]!;
+      if (countOf(st, k, g) === 0) return null;
+      // -0 and 0 are equal, and which one survives depends on arrival order: report 0
+      const v = st.data[base(st, k, g)]!;
+      return v === 0 ? 0 : v;
     },
   };
 }

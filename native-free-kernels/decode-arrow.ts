@@ -175,6 +175,8 @@ interface FieldPlan {
   /** dictionary-encoded: the dictionary's own layout (L_UTF8 / L_LARGE_UTF8) */
   readonly dictLayout: number;
   readonly firstBuffer: number;
+  /** float64 targets: the source is an Arrow integer (converted, as JSON and MessagePack do) */
+  readonly fromInt: boolean;
 }
 
 interface ArrowTypeInfo {
@@ -230,7 +232,8 @@ function acceptedLayout(target: ColumnType, ty: ArrowTypeInfo): number {
     case 'int64':
       return ty.typeId === T_INT && (ty.signed || ty.width <= 4) ? L_FIXED : -1;
     case 'float64':
-      return ty.typeId === T_FLOAT && ty.width >= 4 ? L_FIXED : -1;
+      // integers too, like a JSON or MessagePack integer in a float64 column (exact below 2^53)
+      return (ty.typeId === T_FLOAT && ty.width >= 4) || ty.typeId === T_INT ? L_FIXED : -1;
     case 'timestamp':
       if (ty.typeId === T_TIMESTAMP || (ty.typeId === T_DATE && ty.width === 8)) return L_FIXED;
       return ty.typeId === T_INT && ty.signed && ty.width === 8 ? L_FIXED : -1;
@@ -279,12 +282,12 @@ function parseSchema(flat: Flat, table: number, schema: StreamSchema): FieldPlan
       if (dictLayout < 0) {
         throw sluiceError('BATCH_TYPE_MISMATCH', `column '${name}': expected ${target}, got Arrow dictionary<${ty.name}>`);
       }
-      plan = { name, col, target, layout: L_FIXED, width, signed, unit: -1, dictId, dictLayout, firstBuffer };
+      plan = { name, col, target, layout: L_FIXED, width, signed, unit: -1, dictId, dictLayout, firstBuffer, fromInt: false };
     } else {
       const layout = acceptedLayout(target, ty);
       if (layout < 0) throw sluiceError('BATCH_TYPE_MISMATCH', `column '${name}': expected ${target}, got Arrow ${ty.name}`);
       plan = { name, col, target, layout, width: ty.width, signed: ty.signed, unit: ty.unit, dictId: null,
-        dictLayout: -1, firstBuffer };
+        dictLayout: -1, firstBuffer, fromInt: target === 'float64' && ty.typeId === T_INT };
     }
     if (flat.fVector(f, 5, 4).count !== 0) throw malformed(`column '${name}' of type ${ty.name} has child fields`);
     const sharing = plan.dictId === null ? undefined : plans.find((p) => p.dictId === plan.dictId);
@@ -631,6 +634,18 @@ class Float64Builder implements ColumnBuilder {
   fill(rb: RecordBatchMeta, _node: number, at: number): void {
     const start = rb.bufs[2 * this.plan.firstBuffer + 2]!;
     const n = rb.length;
+    if (this.plan.fromInt) {
+      const out = (this.values ??= new Float64Array(this.total));
+      if (this.plan.width === 8) {
+        // through the two words, never BigInt: signed, or unsigned high word for Uint64
+        const w = arrayAt(Int32Array, this.input, start, 2 * n);
+        const signed = this.plan.signed;
+        for (let i = 0; i < n; i++) out[at + i] = (signed ? w[2 * i + 1]! : w[2 * i + 1]! >>> 0) * TWO_32 + (w[2 * i]! >>> 0);
+      } else {
+        out.set(intArrayAt(this.input, start, n, this.plan.width, this.plan.signed), at);
+      }
+      return;
+    }
     if (this.plan.width === 8) {
       const src = arrayAt(Float64Array, this.input, start, n);
       if (this.single) {

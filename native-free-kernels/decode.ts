@@ -16,6 +16,7 @@ import { MAX_BATCH_ROWS } from '../engine/schema.js';
 import { decodeArrow } from './decode-arrow.js';
 import { decodeJson, decodeNdjson } from './decode-json.js';
 import { decodeMsgpack } from './decode-msgpack.js';
+import { parseIsoTimestamp } from './iso-time.js';
 
 export type BatchFormat = 'arrow' | 'msgpack' | 'ndjson' | 'json';
 
@@ -182,57 +183,7 @@ export function bigintToWords(v: bigint, words: Int32Array, row: number): boolea
 
 // --- ISO-8601 timestamps -------------------------------------------------------------------
 
-/*
- * Strict ISO-8601 / RFC 3339: date, optional time (T, t or space), optional seconds and fraction,
- * optional zone (Z or ±HH:MM / ±HHMM). Date.parse alone would accept `May 1 2024` and read
- * zone-less times in the host's local zone; here a missing zone means UTC, and the calendar
- * arithmetic is done without Date so the result does not depend on the host.
- */
-const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/;
-const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-function daysFromCivil(y: number, m: number, d: number): number {
-  y -= m <= 2 ? 1 : 0;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
-
-/**
- * `2024-05-01T12:00:00Z`, `2024-05-01T14:00:00.250+02:00`, `2024-05-01` → ms since the epoch
- * (fractions beyond ms are floored); NaN when the text is not such a timestamp.
- */
-export function parseIsoTimestamp(s: string): number {
-  if (s.length > 40) return NaN;
-  const m = ISO_RE.exec(s);
-  if (m === null) return NaN;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  if (month < 1 || month > 12 || day < 1) return NaN;
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  if (day > (month === 2 && leap ? 29 : MONTH_DAYS[month - 1]!)) return NaN;
-  let ms = daysFromCivil(year, month, day) * 86400000;
-  if (m[4] !== undefined) {
-    const hour = Number(m[4]);
-    const minute = Number(m[5]);
-    const second = m[6] === undefined ? 0 : Number(m[6]);
-    if (hour > 23 || minute > 59 || second > 59) return NaN;
-    ms += hour * 3600000 + minute * 60000 + second * 1000;
-    if (m[7] !== undefined) ms += Number(m[7].slice(0, 3).padEnd(3, '0'));
-    if (m[9] !== undefined) {
-      const oh = Number(m[10]);
-      const om = Number(m[11]);
-      if (oh > 23 || om > 59) return NaN;
-      const off = (oh * 60 + om) * 60000;
-      ms += m[9] === '+' ? -off : off;
-    }
-  }
-  return ms;
-}
+export { parseIsoTimestamp };
 
 // --- value sinks: JS values (JSON, MessagePack) into columns -------------------------------
 
@@ -369,7 +320,8 @@ class TimestampSink extends SinkBase implements ValueSink {
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
     let ms: number;
-    if (typeof v === 'number') ms = v;
+    // whole milliseconds everywhere: fractions are floored, as for Arrow µs / ns and ISO text
+    if (typeof v === 'number') ms = Math.floor(v);
     else if (typeof v === 'string') ms = parseIsoTimestamp(v);
     else if (v instanceof Date) ms = v.getTime();
     else ms = NaN;

@@ -13,7 +13,8 @@ export type {
 } from './ast.js';
 export { FUNCTION_NAMES, referencedColumns } from './ast.js';
 export { parseExpression, MAX_DEPTH } from './parser.js';
-export { typecheck, parseIsoTimestamp } from './typecheck.js';
+export { typecheck } from './typecheck.js';
+export { parseIsoTimestamp } from '../iso-time.js';
 export { compileFilter, compileValue, kernelSource, type FilterKernel, type ValueKernel } from './compile.js';
 
 /** Parse + type check; throws EXPR_SYNTAX / EXPR_UNKNOWN_COLUMN / EXPR_UNKNOWN_FUNCTION / EXPR_TYPE. */

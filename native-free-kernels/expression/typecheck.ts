@@ -19,6 +19,7 @@
  */
 import { sluiceError, type ErrorKey } from '../../engine/errors.js';
 import type { StreamSchema } from '../../engine/schema.js';
+import { parseIsoTimestamp } from '../iso-time.js';
 import {
   FUNCTION_NAMES, type CompareOp, type Expr, type FunctionName, type ListItem, type Pos, type TypedCall,
   type TypedExpr, type TypedLiteral, type ValueType,
@@ -41,49 +42,6 @@ function familyOf(t: ValueType): Family | null {
   if (isNumeric(t)) return 'number';
   if (t === 'string' || t === 'bool' || t === 'timestamp') return t;
   return null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// ISO-8601 timestamp literals
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
-
-/**
- * Milliseconds since the epoch for an ISO-8601 date or date-time (`2024-05-01`,
- * `2024-05-01T12:30`, `2024-05-01 12:30:15.250Z`, `...+02:00`); no zone means UTC. Returns
- * null for anything else, including impossible dates (`2024-02-30`) and sub-millisecond
- * digits that are not zero.
- */
-export function parseIsoTimestamp(text: string): number | null {
-  const m = ISO_RE.exec(text);
-  if (m === null) return null;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = m[4] === undefined ? 0 : Number(m[4]);
-  const minute = m[5] === undefined ? 0 : Number(m[5]);
-  const second = m[6] === undefined ? 0 : Number(m[6]);
-  const frac = m[7] ?? '';
-  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  if (day > (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!)) return null;
-  if (/[1-9]/.test(frac.slice(3))) return null; // timestamps are milliseconds
-  const ms = frac === '' ? 0 : Number(frac.slice(0, 3).padEnd(3, '0'));
-  let offsetMin = 0;
-  const zone = m[8];
-  if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
-    const sign = zone[0] === '-' ? -1 : 1;
-    const digits = zone.slice(1).replace(':', '');
-    const oh = Number(digits.slice(0, 2));
-    const om = digits.length > 2 ? Number(digits.slice(2, 4)) : 0;
-    if (oh > 23 || om > 59) return null;
-    offsetMin = sign * (oh * 60 + om);
-  }
-  // Date.UTC maps years 0..99 to 1900..1999; setUTCFullYear does not.
-  const d = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, ms));
-  d.setUTCFullYear(year);
-  return d.getTime() - offsetMin * 60_000;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +147,7 @@ class Checker {
       fail('EXPR_TYPE', `operator ${op} cannot compare timestamp with string`, p);
     }
     const ms = parseIsoTimestamp(e.value);
-    if (ms === null || !Number.isFinite(ms)) {
+    if (!Number.isFinite(ms)) {
       fail('EXPR_TYPE', `invalid timestamp literal '${e.value}' (expected ISO-8601 such as 2024-05-01T12:00:00Z)`, e);
     }
     return { kind: 'literal', type: 'timestamp', value: ms, line: e.line, col: e.col };

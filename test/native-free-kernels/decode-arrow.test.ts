@@ -405,7 +405,6 @@ describe('decodeArrow: schema mismatches', () => {
       ['int64', A.makeData({ type: new A.Uint64(), length: 1, data: BigUint64Array.from([1n]) }), /expected int64, got Arrow uint64/],
       ['int64', A.makeData({ type: new A.Float64(), length: 1, data: Float64Array.from([1]) }), /expected int64, got Arrow float64/],
       ['float64', A.makeData({ type: new A.Float16(), length: 1, data: Uint16Array.from([0]) }), /expected float64, got Arrow float16/],
-      ['float64', i32, /expected float64, got Arrow int32/],
       ['timestamp', A.makeData({ type: new A.DateDay(), length: 1, data: Int32Array.from([1]) }), /expected timestamp, got Arrow date32/],
       ['timestamp', i32, /expected timestamp, got Arrow int32/],
       ['string', A.vectorFromArray([new Uint8Array([1])], new A.Binary()).data[0]!, /expected string, got Arrow binary/],
@@ -416,6 +415,18 @@ describe('decodeArrow: schema mismatches', () => {
       ['string', A.vectorFromArray([[1]], new A.List(new A.Field('x', new A.Int32()))).data[0]!, /got Arrow list/],
     ];
     for (const [type, data, pattern] of cases) expectError(() => decodeOne(type, data), 'SLUICE_BATCH_TYPE_MISMATCH', pattern);
+  });
+
+  test('integer Arrow types convert into float64 columns, as JSON and MessagePack integers do', () => {
+    const cases: A.Data[] = [
+      A.makeData({ type: new A.Int8(), length: 3, data: Int8Array.from([-128, 0, 127]) }),
+      A.makeData({ type: new A.Uint16(), length: 3, data: Uint16Array.from([0, 1, 65535]) }),
+      A.makeData({ type: new A.Int32(), length: 3, data: Int32Array.from([-2147483648, 7, 2147483647]) }),
+      A.makeData({ type: new A.Int64(), length: 3, data: BigInt64Array.from([-(2n ** 53n), 5n, 2n ** 53n]) }),
+      A.makeData({ type: new A.Uint64(), length: 3, data: BigUint64Array.from([0n, 2n ** 63n, 2n ** 64n - 1n]) }),
+    ];
+    const want = [[-128, 0, 127], [0, 1, 65535], [-2147483648, 7, 2147483647], [-(2 ** 53), 5, 2 ** 53], [0, 2 ** 63, 2 ** 64]];
+    cases.forEach((data, i) => assert.deepEqual(decodeOne('float64', data), want[i]));
   });
 
   test('a missing column and an unknown column', () => {

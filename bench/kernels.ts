@@ -28,6 +28,7 @@ import { encodeArrow } from '../native-free-kernels/encode-arrow.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../native-free-kernels/encode-msgpack.js';
 import { encodeJson, encodeNdjson } from '../native-free-kernels/encode-json.js';
 import { loadIntoDuckDB, BIDS_SQL_COLUMNS } from './duckdb-load.js';
+import { mulberry32 } from './random.js';
 
 export interface KernelBenchOptions {
   quick: boolean;
@@ -57,15 +58,6 @@ export const CHANNELS = ['web', 'app', 'ios', 'android', 'partner', 'email', 'tv
 const KEYS = 10_000;
 const WINDOW = 10_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seeded bids: auctions uniform over 10 K ids, prices 0..1000, 8 channels, ~100 events/ms. */
 export function makeBids(rows: number, seed = 42): Batch {

@@ -18,18 +18,10 @@ import { WindowAggregator } from '../../engine/window-aggregate.js';
 import { WindowState, type WindowResult } from '../../engine/window-state.js';
 import { deserializePartial, serializePartial, type Partial } from '../../native-free-kernels/partial.js';
 import { loadBatch, openMemory, queryRows, type JsValue } from '../helpers/duckdb.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // --- seeded data ------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SCHEMA = makeSchema([
   { name: 'auction', type: 'int64' },

@@ -4,17 +4,8 @@ import { SluiceError } from '../../engine/errors.js';
 import {
   DURATION_MESSAGE, durationMs, formatDuration, formatSize, parseDuration, parseSize, SIZE_MESSAGE, sizeBytes,
 } from '../../engine/units.js';
+import { mulberry32 } from '../helpers/random.js';
 
-/** mulberry32: a small seeded PRNG so the round-trip tests see the same values every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('durations parse to integer milliseconds', () => {
   const cases: [string | number, number][] = [

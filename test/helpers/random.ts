@@ -12,19 +12,9 @@
  */
 import type { Batch, Column, ColumnType, StreamSchema } from '../../engine/schema.js';
 
-/** A seeded PRNG: returns floats in [0, 1). */
-export type Rng = () => number;
+import { mulberry32, type Rng } from '../../bench/random.js';
 
-/** mulberry32 (Tommy Ettinger): tiny, fast, good enough for test data. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng };
 
 export interface RandomBatchOptions {
   /** Probability that a value is null (default 0.1). With 0, every column has `valid = null`. */

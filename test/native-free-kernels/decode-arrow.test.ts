@@ -7,6 +7,7 @@ import { schemaFromRecord, valueAt } from '../../engine/schema.js';
 import { decodeArrow, floorDivWords } from '../../native-free-kernels/decode-arrow.js';
 import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/encode-arrow.js';
 import { mulberry32, randomBatch } from '../helpers/random.js';
+import { expectError } from '../helpers/errors.js';
 
 type Value = boolean | number | string | null;
 
@@ -14,18 +15,6 @@ function values(batch: Batch): Value[][] {
   return batch.columns.map((c) => Array.from({ length: batch.length }, (_, i) => valueAt(c, i)));
 }
 
-function expectError(fn: () => unknown, code: string, pattern?: RegExp): SluiceError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SluiceError, `expected a SluiceError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-  return caught;
-}
 
 /** One Arrow IPC stream with one record batch per element of `batches`. */
 function arrowStream(batches: Record<string, A.Data>[], compression?: A.CompressionType): Uint8Array {

@@ -6,6 +6,7 @@ import { schemaFromRecord, valueAt } from '../../engine/schema.js';
 import { decodeJson, decodeNdjson } from '../../native-free-kernels/decode-json.js';
 import { encodeJson, encodeNdjson } from '../../native-free-kernels/encode-json.js';
 import { mulberry32, randomBatch } from '../helpers/random.js';
+import { expectError } from '../helpers/errors.js';
 
 type Value = boolean | number | string | null;
 
@@ -13,17 +14,6 @@ function values(batch: Batch): Value[][] {
   return batch.columns.map((c) => Array.from({ length: batch.length }, (_, i) => valueAt(c, i)));
 }
 
-function expectError(fn: () => unknown, code: string, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SluiceError, `expected a SluiceError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-}
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const ALL = schemaFromRecord({ b: 'bool', i: 'int32', l: 'int64', f: 'float64', s: 'string', t: 'timestamp' });

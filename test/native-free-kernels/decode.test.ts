@@ -1,6 +1,5 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SluiceError } from '../../engine/errors.js';
 import { schemaFromRecord, valueAt } from '../../engine/schema.js';
 import type { BatchFormat } from '../../native-free-kernels/decode.js';
 import {
@@ -10,18 +9,8 @@ import { encodeArrow } from '../../native-free-kernels/encode-arrow.js';
 import { encodeNdjson, encodeJson } from '../../native-free-kernels/encode-json.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
 import { mulberry32, randomBatch } from '../helpers/random.js';
+import { expectError } from '../helpers/errors.js';
 
-function expectError(fn: () => unknown, code: string, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SluiceError, `expected a SluiceError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (pattern) assert.match(caught.message, pattern);
-}
 
 describe('detectBinaryFormat', () => {
   test('Arrow IPC streams open with the continuation marker', () => {

@@ -208,7 +208,13 @@ const threadsSchema = z.union([z.string(), z.number()], { error: orRequired(THRE
   return n;
 });
 
-const workersSchema = strict('workers', { threads: threadsSchema.default('auto') });
+const workersSchema = strict('workers', {
+  threads: threadsSchema.default('auto'),
+  /** memory for received batches waiting for a worker (the slab arena); full means push back */
+  queue: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('256MiB'),
+  /** batches smaller than this are coalesced into one worker task */
+  coalesce: size(0, 1 << 30, '0 and 1GiB').prefault('1MiB'),
+});
 
 const columnsSchema = z.record(nameKey(), z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),
   { error: orRequired('expected a mapping of column name to type') })
@@ -231,6 +237,8 @@ export type WindowSpec =
   | { kind: 'session'; gap: number };
 
 const WINDOW_KINDS = ['tumbling', 'hopping', 'session'] as const;
+/** the most hopping windows one event may belong to */
+export const MAX_HOPS = 100;
 
 const hoppingSchema = strict('pipelines.<pipeline>.window.hopping', { size: duration(1), slide: duration(1) })
   .superRefine((h, ctx) => {
@@ -238,6 +246,9 @@ const hoppingSchema = strict('pipelines.<pipeline>.window.hopping', { size: dura
     // relaxing this later keeps existing configs valid where tightening it would not.
     if (h.slide > h.size) ctx.addIssue({ code: 'custom', path: ['slide'], message: `must be at most size (${formatDuration(h.size)})` });
     else if (h.size % h.slide !== 0) ctx.addIssue({ code: 'custom', path: ['slide'], message: `must divide size (${formatDuration(h.size)}) evenly` });
+    // each event is aggregated into size / slide windows: the work and memory per event grow
+    // with the ratio (a 1h / 1s window would count every event 3600 times)
+    else if (h.size / h.slide > MAX_HOPS) ctx.addIssue({ code: 'custom', path: ['slide'], message: `size / slide must be at most ${MAX_HOPS} (got ${h.size / h.slide}): every event is counted in that many windows` });
   });
 
 const windowSchema = strict('pipelines.<pipeline>.window', {
@@ -583,7 +594,7 @@ export const ENV_GENERIC_PREFIX = 'SLUICE_CONFIG__';
  * when they resemble a config variable. Add a name here (and to docs/config.md) when a
  * component introduces one.
  */
-export const NON_CONFIG_ENV_VARS: ReadonlySet<string> = new Set(['SLUICE_LOG_LEVEL']);
+export const NON_CONFIG_ENV_VARS: ReadonlySet<string> = new Set(['SLUICE_LOG_LEVEL', 'SLUICE_TEST_FAULTS']);
 
 /** SLUICE_<SECTION>_... is what a user guessing a variable name for a key would write. */
 const SECTION_PREFIXES = ['SLUICE_SERVER_', 'SLUICE_AUTH_', 'SLUICE_STORAGE_', 'SLUICE_WORKERS_', 'SLUICE_WORKER_',

@@ -60,6 +60,36 @@ export const ErrorCodes = Object.freeze({
   BATCH_UNSUPPORTED: def('SLUICE_BATCH_UNSUPPORTED', 400, 'user', false,
     'A well-formed batch uses an encoding feature Sluice does not read (compressed or big-endian Arrow IPC, Arrow metadata before V4).'),
 
+  // --- storage (DuckDB file, Parquet export, SQL) ----------------------------------------------
+  STORAGE_PIPELINE_CHANGED: def('SLUICE_STORAGE_PIPELINE_CHANGED', 400, 'user', false,
+    'A pipeline or archived stream is configured differently from when its DuckDB table was created.'),
+  STORAGE_LOCKED: def('SLUICE_STORAGE_LOCKED', 503, 'external', true,
+    'The DuckDB file is already open in another process, or in another Storage instance of this process.'),
+  STORAGE_IO: def('SLUICE_STORAGE_IO', 500, 'external', true,
+    'Reading or writing the DuckDB file or a Parquet file failed (disk full, permissions, a damaged file).'),
+  STORAGE_QUERY: def('SLUICE_STORAGE_QUERY', 400, 'user', false,
+    'DuckDB rejected a SQL query: syntax error, unknown table or column, bad parameter or type mismatch.'),
+
+  // --- durable ingest log (ack: durable) --------------------------------------------------------
+  WAL_IO: def('SLUICE_WAL_IO', 503, 'external', true,
+    'The durable ingest log could not write or fsync a batch; it was not acknowledged. After a failed fsync the log refuses every further batch until restart.'),
+  WAL_CORRUPT: def('SLUICE_WAL_CORRUPT', 500, 'external', false,
+    'At start-up: a frame of the durable ingest log failed its checksum somewhere other than a torn tail; the message gives the file and offset.'),
+
+  // --- engine (ingest, workers, lifecycle) ------------------------------------------------------
+  UNKNOWN_STREAM: def('SLUICE_UNKNOWN_STREAM', 404, 'user', false,
+    'The batch names a stream the configuration does not declare.'),
+  PAYLOAD_TOO_LARGE: def('SLUICE_PAYLOAD_TOO_LARGE', 413, 'user', false,
+    'The batch is larger than server.maxPayload.'),
+  OVERLOADED: def('SLUICE_OVERLOADED', 503, 'external', true,
+    'The engine is full (received batches waiting for workers fill workers.queue): retry later.'),
+  WORKER_FAILED: def('SLUICE_WORKER_FAILED', 500, 'internal', true,
+    'The worker thread processing the batch died (crash, out of memory); nothing of the batch was applied, the pool replaced the worker: send the batch again.'),
+  SHUTTING_DOWN: def('SLUICE_SHUTTING_DOWN', 503, 'external', true,
+    'The engine is stopping and accepts no more batches.'),
+  ENGINE_FAILED: def('SLUICE_ENGINE_FAILED', 500, 'internal', false,
+    'The engine stopped after a failure it cannot recover from (e.g. the DuckDB file could not be written); restart it — state and results are intact up to the last commit.'),
+
   // --- internal ------------------------------------------------------------------------------
   INTERNAL: def('SLUICE_INTERNAL', 500, 'internal', true,
     'A bug or an unexpected condition inside Sluice; the message carries the detail.'),

@@ -92,6 +92,9 @@ export interface PipelinePlan {
 
 export type IssueReporter = (path: (string | number)[], message: string) => void;
 
+/** Key components carry one null bit each in a 32-bit word, next to the window component. */
+export const MAX_GROUP_BY = 28;
+
 interface CheckedParts {
   filter: FilterKernel | null;
   aggregates: AggregatePlan[];
@@ -140,6 +143,10 @@ export function checkPipeline(
 ): PipelinePlan | null {
   let ok = true;
   const keys: KeyPlan[] = [];
+  if (spec.groupBy.length > MAX_GROUP_BY) {
+    ok = false;
+    report(['pipelines', name, 'groupBy'], `at most ${MAX_GROUP_BY} columns (got ${spec.groupBy.length})`);
+  }
   spec.groupBy.forEach((col, i) => {
     const index = schema.index.get(col);
     if (index === undefined) {

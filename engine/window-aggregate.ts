@@ -23,7 +23,18 @@ import { assignSessions } from '../native-free-kernels/session-window.js';
 import type { AddContext } from '../native-free-kernels/aggregates.js';
 import { AggState } from '../native-free-kernels/aggregate-state.js';
 import type { Partial } from '../native-free-kernels/partial.js';
-import { gatherColumn } from '../native-free-kernels/gather.js';
+import { compactDictionary, gatherColumn } from '../native-free-kernels/gather.js';
+
+/**
+ * The watermark in force before each row of a batch, for late-event checks: wm[r] =
+ * max(event time of every earlier row of the stream, earlier batches included) − maxOutOfOrder.
+ * Defined row by row, so which events are late does not depend on how the stream was cut into
+ * batches. `wmMax` is the largest wm of the batch (a quick "nothing can be late" test).
+ */
+export interface LateInput {
+  readonly wm: Float64Array;
+  readonly wmMax: number;
+}
 
 /** The result of grouping positions: group count, and how to read a group's keys back. */
 interface Grouping {
@@ -52,6 +63,11 @@ export class WindowAggregator {
   private readonly mapScratch: Int32Array[];
   /** per-batch string dedupe for direct grouping: dictionary code → dense id */
   private readonly dedupe = new Map<string, number>();
+  private kept = new Int32Array(0);
+  /** rows of the last run left out as late, with the window end (or event time for sessions) */
+  lateRows = new Int32Array(64);
+  lateInfo = new Float64Array(64);
+  lateCount = 0;
 
   constructor(plan: PipelinePlan) {
     this.plan = plan;
@@ -60,13 +76,15 @@ export class WindowAggregator {
   }
 
   /**
-   * Aggregate one batch. `seq` orders batches of the stream (first/last ties).
+   * Aggregate one batch. `seq` orders batches of the stream (first/last ties). With `late`,
+   * rows whose window the watermark has already closed are left out of the partial and listed
+   * in `lateRows` / `lateInfo` / `lateCount` (lent like the state, until the next run).
    *
    * The returned partial's `state` is this aggregator's scratch state, valid only until the
    * next call: serialize it (serializePartial, which a worker does anyway to transfer it) or
    * merge it first. Copying 10 K groups' state per batch cost more than the aggregation.
    */
-  run(batch: Batch, seq: number): Partial {
+  run(batch: Batch, seq: number, late?: LateInput): Partial {
     const plan = this.plan;
     const n = batch.length;
     const tcol = batch.columns[plan.eventTime] as TimestampColumn;
@@ -108,7 +126,25 @@ export class WindowAggregator {
     let gids: Int32Array;
     let positions: number;
     const w = plan.window;
+    this.lateCount = 0;
+    const lateCheck = late !== undefined && minT + plan.lateness < late.wmMax;
     if (w.kind === 'session') {
+      if (lateCheck) {
+        // late iff t < watermark − lateness: every session that could still absorb the event
+        // is open, and no emitted session can be reached (docs/pipelines.md, "Late events")
+        const wm = late.wm;
+        const L = plan.lateness;
+        const kept = this.keptRows(rows, m);
+        let k = 0;
+        for (let i = 0; i < m; i++) {
+          const r = rows[i]!;
+          const t = ts[r]!;
+          if (t < wm[r]! - L) this.recordLate(r, t);
+          else kept[k++] = r;
+        }
+        rows = kept;
+        m = k;
+      }
       if (this.keyGids.length < m) this.keyGids = new Int32Array(grow(m));
       if (this.gids.length < m) this.gids = new Int32Array(grow(m));
       const grouping = this.group(batch, rows, m, null, this.keyGids);
@@ -151,6 +187,28 @@ export class WindowAggregator {
         }
         window = this.starts;
       }
+      if (lateCheck) {
+        // late iff the window's end + lateness ≤ the watermark before the row
+        const wm = late.wm;
+        const L = plan.lateness;
+        const size = w.size;
+        if (rows === this.identity || rows === this.sel) rows = this.keptRows(rows, positions);
+        let k = 0;
+        let lastLate = -1;
+        for (let i = 0; i < positions; i++) {
+          const r = rows[i]!;
+          const end = (base !== null ? (base + window[i]!) * slide : window[i]!) + size;
+          if (end + L <= wm[r]!) {
+            if (r !== lastLate) this.recordLate(r, end);
+            lastLate = r;
+          } else {
+            rows[k] = r;
+            window[k] = window[i]!;
+            k++;
+          }
+        }
+        positions = k;
+      }
       if (this.gids.length < positions) this.gids = new Int32Array(grow(positions));
       gids = this.gids;
       const grouping = this.group(batch, rows, positions, window, gids, w.kind === 'tumbling' && base !== null ? this.offsetRange : undefined);
@@ -177,6 +235,26 @@ export class WindowAggregator {
     return { groups: G, windowStart, windowEnd, keys, state: st, rowsIn: n, rowsSelected: m, minEventTime: minT, maxEventTime: maxT };
   }
 
+  /** A writable copy of the selection (the identity and filter buffers are not ours to compact). */
+  private keptRows(rows: Int32Array, n: number): Int32Array {
+    if (this.kept.length < n) this.kept = new Int32Array(grow(n));
+    this.kept.set(rows.subarray(0, n));
+    return this.kept;
+  }
+
+  private recordLate(row: number, info: number): void {
+    if (this.lateCount === this.lateRows.length) {
+      const rows = new Int32Array(this.lateRows.length * 2);
+      rows.set(this.lateRows);
+      this.lateRows = rows;
+      const info = new Float64Array(this.lateInfo.length * 2);
+      info.set(this.lateInfo);
+      this.lateInfo = info;
+    }
+    this.lateRows[this.lateCount] = row;
+    this.lateInfo[this.lateCount++] = info;
+  }
+
   /**
    * Group n positions (row `rows[i]`) by (window component, key columns): direct indexing
    * when the batch's value ranges allow, else the hash table.
@@ -200,8 +278,9 @@ export class WindowAggregator {
           : { kind: 'i32', perPosition: true, values: window, valid: null, map: null, range: windowRange });
       }
       cols.forEach((c, j) => comps.push(this.directComponent(c, j)));
-      // a map of up to 4 entries per position (and at least 64 K) stays cheaper than hashing
-      if (this.direct.tryInsert(comps, rows, n, out, Math.max(1 << 16, Math.min(1 << 20, 4 * n)))) {
+      // a map of up to 4 entries per position (at least 1 K, at most 1 M) beats hashing;
+      // beyond that, clearing the map would cost more than the rows save
+      if (this.direct.tryInsert(comps, rows, n, out, Math.min(1 << 20, Math.max(1024, 4 * n)))) {
         const size = this.direct.size;
         const first = this.direct.firstPos;
         return {
@@ -216,7 +295,7 @@ export class WindowAggregator {
             const ids = groups ?? identityOf(size);
             const rep = new Int32Array(ids.length);
             for (let i = 0; i < ids.length; i++) rep[i] = rows[first[ids[i]!]!]!;
-            return cols.map((c) => gatherColumn(c, rep));
+            return cols.map((c) => compactDictionary(gatherColumn(c, rep)));
           },
         };
       }

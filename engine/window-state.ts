@@ -10,12 +10,13 @@
  */
 
 import type { Column } from './schema.js';
+import { sluiceError } from './errors.js';
 import type { PipelinePlan } from './plan.js';
 import { GroupTable, keyInputOf, keyKindOf, type KeyInput, type KeySpec } from '../native-free-kernels/hash-group-by.js';
 import { AggState } from '../native-free-kernels/aggregate-state.js';
-import type { Partial } from '../native-free-kernels/partial.js';
+import { deserializePartial, serializePartial, type Partial } from '../native-free-kernels/partial.js';
 import { mergeStates, type AggregateKernel } from '../native-free-kernels/aggregates.js';
-import { gatherColumn } from '../native-free-kernels/gather.js';
+import { concatColumns } from '../native-free-kernels/concat.js';
 
 /** Closed windows, columnar: one entry per (window, group). */
 export interface WindowResult {
@@ -41,6 +42,12 @@ export class WindowState {
   private readonly buckets = new Map<number, Bucket>();
   private readonly sessions: SessionStore | null;
   private scratchGids = new Int32Array(1024);
+  /**
+   * Every window with end + lateness ≤ this was emitted (tumbling / hopping). A partial entry
+   * for such a window means a late event reached the state: the workers route those to
+   * `__late`, so it can only be a bug — refuse it loudly instead of emitting a window twice.
+   */
+  private closedUpTo = -Infinity;
 
   constructor(plan: PipelinePlan) {
     this.plan = plan;
@@ -92,9 +99,13 @@ export class WindowState {
       const start = starts[b]!;
       let bucket = this.buckets.get(start);
       if (bucket === undefined) {
+        const end = p.windowEnd[order[offsets[b]!]!]!;
+        if (end + this.plan.lateness <= this.closedUpTo) {
+          throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial holds window [${start}, ${end}), which was already emitted (watermark ${this.closedUpTo}); late events must not reach the window state`);
+        }
         bucket = {
           start,
-          end: p.windowEnd[order[offsets[b]!]!]!,
+          end,
           table: new GroupTable(this.keySpecs, 256),
           state: new AggState(this.plan.layout, 256),
         };
@@ -111,6 +122,10 @@ export class WindowState {
     if (this.sessions !== null) return this.sessions.closeUpTo(watermark - lateness);
     const closing: Bucket[] = [];
     for (const b of this.buckets.values()) if (b.end + lateness <= watermark) closing.push(b);
+    // at +Infinity (flush) the frontier is the last closed window, not infinity: windows after
+    // it may still open later
+    if (Number.isFinite(watermark)) this.closedUpTo = Math.max(this.closedUpTo, watermark);
+    else for (const b of closing) this.closedUpTo = Math.max(this.closedUpTo, b.end + lateness);
     if (closing.length === 0) return null;
     closing.sort((a, b) => a.start - b.start);
     for (const b of closing) this.buckets.delete(b.start);
@@ -120,6 +135,54 @@ export class WindowState {
   /** End of input: finalise every open window. */
   closeAll(): WindowResult | null {
     return this.closeUpTo(Infinity);
+  }
+
+  /** The largest window end (or session end) among open windows, −Infinity when none. */
+  maxOpenEnd(): number {
+    if (this.sessions !== null) return this.sessions.maxEnd();
+    let m = -Infinity;
+    for (const b of this.buckets.values()) if (b.end > m) m = b.end;
+    return m;
+  }
+
+  /** The smallest window start among open windows, +Infinity when none. */
+  minOpenStart(): number {
+    if (this.sessions !== null) return this.sessions.minStart();
+    let m = Infinity;
+    for (const b of this.buckets.values()) if (b.start < m) m = b.start;
+    return m;
+  }
+
+  /**
+   * The open state as serialized partials (one per window, or one for every open session):
+   * a checkpoint. Merging them into a fresh WindowState of the same plan restores it exactly.
+   */
+  snapshot(): ArrayBuffer[] {
+    if (this.sessions !== null) {
+      const p = this.sessions.asPartial();
+      return p === null ? [] : [serializePartial(p)];
+    }
+    const out: ArrayBuffer[] = [];
+    for (const b of this.buckets.values()) {
+      const n = b.table.size;
+      out.push(serializePartial({
+        groups: n,
+        windowStart: new Float64Array(n).fill(b.start),
+        windowEnd: new Float64Array(n).fill(b.end),
+        keys: this.plan.keys.map((k, j) => b.table.keyColumn(j, k.type)),
+        state: b.state,
+        rowsIn: 0,
+        rowsSelected: 0,
+        minEventTime: Infinity,
+        maxEventTime: -Infinity,
+      }));
+    }
+    return out;
+  }
+
+  /** Merge a snapshot (restore after a restart). */
+  restore(snapshot: readonly ArrayBuffer[]): void {
+    for (const buf of snapshot) this.merge(deserializePartial(buf));
   }
 
   private finalise(closing: Bucket[]): WindowResult {
@@ -172,96 +235,20 @@ function finaliseInto(
   }
 }
 
-/** Concatenate columns of one type (string dictionaries are merged). */
-export function concatColumns(cols: readonly Column[]): Column {
-  if (cols.length === 1) return cols[0]!;
-  const type = cols[0]?.type ?? 'int32';
-  let n = 0;
-  for (const c of cols) n += columnLength(c);
-  const anyNull = cols.some((c) => c.valid !== null);
-  const valid = anyNull ? new Uint8Array(n).fill(1) : null;
-  let o = 0;
-  if (valid !== null) {
-    for (const c of cols) {
-      if (c.valid !== null) valid.set(c.valid, o);
-      o += columnLength(c);
-    }
-    o = 0;
-  }
-  switch (type) {
-    case 'string': {
-      const dict: string[] = [];
-      const ids = new Map<string, number>();
-      const codes = new Int32Array(n);
-      for (const c of cols) {
-        if (c.type !== 'string') throw new Error('concat of mixed types');
-        const map = c.dict.map((s) => {
-          let id = ids.get(s);
-          if (id === undefined) { id = dict.length; dict.push(s); ids.set(s, id); }
-          return id;
-        });
-        for (let i = 0; i < c.codes.length; i++) codes[o + i] = map[c.codes[i]!]!;
-        o += c.codes.length;
-      }
-      return { type: 'string', codes, dict, valid };
-    }
-    case 'int64': {
-      const words = new Int32Array(2 * n);
-      for (const c of cols) {
-        if (c.type !== 'int64') throw new Error('concat of mixed types');
-        words.set(c.words, 2 * o);
-        o += c.words.length >> 1;
-      }
-      return { type: 'int64', words, valid };
-    }
-    case 'int32': {
-      const values = new Int32Array(n);
-      for (const c of cols) {
-        if (c.type !== 'int32') throw new Error('concat of mixed types');
-        values.set(c.values, o);
-        o += c.values.length;
-      }
-      return { type: 'int32', values, valid };
-    }
-    case 'bool': {
-      const values = new Uint8Array(n);
-      for (const c of cols) {
-        if (c.type !== 'bool') throw new Error('concat of mixed types');
-        values.set(c.values, o);
-        o += c.values.length;
-      }
-      return { type: 'bool', values, valid };
-    }
-    case 'float64':
-    case 'timestamp': {
-      const values = new Float64Array(n);
-      for (const c of cols) {
-        if (c.type !== 'float64' && c.type !== 'timestamp') throw new Error('concat of mixed types');
-        values.set(c.values, o);
-        o += c.values.length;
-      }
-      return type === 'float64' ? { type, values, valid } : { type, values, valid };
-    }
-  }
-}
-
-export function columnLength(c: Column): number {
-  switch (c.type) {
-    case 'int64': return c.words.length >> 1;
-    case 'string': return c.codes.length;
-    default: return c.values.length;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sessions
 
 class SessionStore {
   private readonly plan: PipelinePlan;
-  /** keys → key id */
-  private readonly table: GroupTable;
+  private readonly keySpecs: KeySpec[];
+  /** keys → key id (rebuilt when most of its keys have no open session left) */
+  private table: GroupTable;
   /** per key id: session slots ordered by start */
-  private readonly byKey: number[][] = [];
+  private byKey: number[][] = [];
+  /** keys with at least one open session */
+  private liveKeys = 0;
+  /** every session with end ≤ this was emitted (see WindowState.closedUpTo) */
+  private closedUpTo = -Infinity;
   /** per slot */
   private start = new Float64Array(256);
   private end = new Float64Array(256);
@@ -273,6 +260,7 @@ class SessionStore {
 
   constructor(plan: PipelinePlan, keySpecs: KeySpec[]) {
     this.plan = plan;
+    this.keySpecs = keySpecs;
     this.table = new GroupTable(keySpecs, 256);
     this.state = new AggState(plan.layout, 256);
   }
@@ -287,8 +275,14 @@ class SessionStore {
     for (let g = 0; g < G; g++) {
       const k = keyIds[g]!;
       const list = (this.byKey[k] ??= []);
+      if (list.length === 0) this.liveKeys++;
       const s = p.windowStart[g]!;
       const e = p.windowEnd[g]!;
+      if (s < this.closedUpTo) {
+        // workers send an event to __late when t < watermark − lateness (= this frontier):
+        // anything earlier could reach an emitted session
+        throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial session starts at ${s}, before the emitted frontier ${this.closedUpTo}; late events must not reach the window state`);
+      }
       // overlapping sessions: start < e && s < end (half-open intervals; touching ones stay apart)
       let target = -1;
       let lo = s;
@@ -328,6 +322,52 @@ class SessionStore {
     }
   }
 
+  maxEnd(): number {
+    let m = -Infinity;
+    for (const list of this.byKey) if (list !== undefined) for (const slot of list) if (this.end[slot]! > m) m = this.end[slot]!;
+    return m;
+  }
+
+  minStart(): number {
+    let m = Infinity;
+    for (const list of this.byKey) if (list !== undefined) for (const slot of list) if (this.start[slot]! < m) m = this.start[slot]!;
+    return m;
+  }
+
+  /** Every open session as one partial (for checkpoints), or null when there is none. */
+  asPartial(): Partial | null {
+    const slots: number[] = [];
+    for (const list of this.byKey) if (list !== undefined) slots.push(...list);
+    if (slots.length === 0) return null;
+    const n = slots.length;
+    const idx = Int32Array.from(slots);
+    const keyIdx = new Int32Array(n);
+    const windowStart = new Float64Array(n);
+    const windowEnd = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      keyIdx[i] = this.keyOf[idx[i]!]!;
+      windowStart[i] = this.start[idx[i]!]!;
+      windowEnd[i] = this.end[idx[i]!]!;
+    }
+    // the state rows of the open slots, in slot order, as a compact state
+    const layout = this.state.layout;
+    const state = new AggState(layout, n);
+    state.ensure(n);
+    const dst = Int32Array.from({ length: n }, (_, i) => i);
+    mergeStates(this.plan.kernels, state, dst, this.state, idx, n);
+    return {
+      groups: n,
+      windowStart,
+      windowEnd,
+      keys: this.plan.keys.map((k, j) => this.table.keyColumn(j, k.type, keyIdx)),
+      state,
+      rowsIn: 0,
+      rowsSelected: 0,
+      minEventTime: Infinity,
+      maxEventTime: -Infinity,
+    };
+  }
+
   closeUpTo(limit: number): WindowResult | null {
     // Sessions close when end ≤ watermark − lateness. O(open sessions) per call.
     const closing: number[] = [];
@@ -335,6 +375,8 @@ class SessionStore {
       if (list === undefined) continue;
       for (const slot of list) if (this.end[slot]! <= limit) closing.push(slot);
     }
+    if (Number.isFinite(limit)) this.closedUpTo = Math.max(this.closedUpTo, limit);
+    else for (const slot of closing) this.closedUpTo = Math.max(this.closedUpTo, this.end[slot]!);
     if (closing.length === 0) return null;
     closing.sort((a, b) => this.start[a]! - this.start[b]! || this.keyOf[a]! - this.keyOf[b]!);
     const n = closing.length;
@@ -348,7 +390,7 @@ class SessionStore {
       windowStart[i] = this.start[slot]!;
       windowEnd[i] = this.end[slot]!;
     }
-    const keys = this.plan.keys.map((k, j) => gatherColumn(this.table.keyColumn(j, k.type), keyIdx));
+    const keys = this.plan.keys.map((k, j) => this.table.keyColumn(j, k.type, keyIdx));
     const values = this.plan.aggregates.map((a, k) => {
       const out = { values: new Float64Array(n), valid: new Uint8Array(n) };
       for (let i = 0; i < n; i++) {
@@ -363,9 +405,36 @@ class SessionStore {
     for (const slot of closing) {
       const list = this.byKey[this.keyOf[slot]!]!;
       list.splice(list.indexOf(slot), 1);
+      if (list.length === 0) this.liveKeys--;
       this.release(slot);
     }
+    if (this.table.size - this.liveKeys > Math.max(4096, this.liveKeys)) this.rebuildKeys();
     return { rows: n, windowStart, windowEnd, keys, values };
+  }
+
+  /**
+   * Drop keys without an open session: a stream of ever-new keys (users, devices) would
+   * otherwise grow the key table, and every scan of it, without bound.
+   */
+  private rebuildKeys(): void {
+    const live: number[] = [];
+    this.byKey.forEach((list, k) => {
+      if (list !== undefined && list.length > 0) live.push(k);
+    });
+    const ids = Int32Array.from(live);
+    const table = new GroupTable(this.keySpecs, Math.max(256, 2 * live.length));
+    const cols = this.plan.keys.map((k, j) => this.table.keyColumn(j, k.type, ids));
+    const inputs = cols.map((c) => keyInputOf(table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
+    const newIds = new Int32Array(live.length);
+    table.insert(inputs, null, live.length, newIds);
+    const byKey: number[][] = [];
+    live.forEach((old, i) => {
+      const list = this.byKey[old]!;
+      byKey[newIds[i]!] = list;
+      for (const slot of list) this.keyOf[slot] = newIds[i]!;
+    });
+    this.table = table;
+    this.byKey = byKey;
   }
 
   private allocate(key: number): number {

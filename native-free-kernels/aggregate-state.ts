@@ -43,9 +43,12 @@ export class AggLayout {
   readonly counts: readonly { readonly offset: number; readonly owner: number; readonly key: string }[];
   /** one group's row at its initial values */
   readonly inits: Float64Array;
+  /** equal for layouts built from equal shapes (states of the same plan in another thread) */
+  readonly signature: string;
 
   constructor(shapes: readonly StateShape[]) {
     this.shapes = shapes;
+    this.signature = JSON.stringify(shapes.map((s) => [s.inits.map(String), s.sketch, s.count]));
     const counts: { offset: number; owner: number; key: string }[] = [];
     const countOffsets: number[] = [];
     let stride = 0;

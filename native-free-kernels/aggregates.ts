@@ -30,6 +30,7 @@
 
 import type { Column, ColumnType } from '../engine/schema.js';
 import type { AggState, StateShape } from './aggregate-state.js';
+import { sluiceError } from '../engine/errors.js';
 import { doubleHi, doubleLo, fmix32, hashCombine, hashString } from './hash.js';
 import { dd, ddAdd, ddDiv, ddSquare, twoSum } from './double-double.js';
 import { HyperLogLog } from './hyperloglog.js';
@@ -140,7 +141,10 @@ export function mergeStates(
   n: number,
 ): void {
   const dl = dst.layout, sl = src.layout;
-  if (dl.counts.length !== sl.counts.length || dl.shapes.length !== sl.shapes.length) throw new Error('merge of states with different layouts');
+  if (dl !== sl && dl.signature !== sl.signature) {
+    // e.g. a checkpoint of `select` in another order: merging would mix up the aggregates
+    throw sluiceError('INTERNAL', `aggregate states of different layouts cannot merge: ${sl.signature} into ${dl.signature}`);
+  }
   const d = dst.data, s = src.data;
   dl.counts.forEach((c, j) => {
     const dOff = c.offset, sOff = sl.counts[j]!.offset;
@@ -252,6 +256,22 @@ function intTotal(data: Float64Array, b: number): bigint {
   return (BigInt(data[b + 2]!) << 32n) + (BigInt(data[b + 1]!) << 16n) + BigInt(data[b]!);
 }
 
+/**
+ * total / n correctly rounded to a double, in one rounding: the quotient scaled by 2^64 keeps
+ * more than 54 significant bits, and a non-zero remainder is folded into its lowest bit
+ * (sticky) so that Number() rounds to nearest-even exactly as the infinitely precise quotient
+ * would; the division by 2^64 is then exact.
+ */
+function roundedQuotient(total: bigint, n: number): number {
+  const neg = total < 0n;
+  const num = (neg ? -total : total) << 64n;
+  const d = BigInt(n);
+  let q = num / d;
+  if (q * d !== num) q |= 1n;
+  const v = Number(q) / 18446744073709551616;
+  return neg ? -v : v;
+}
+
 function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
   return {
     inits: [0, 0, 0],
@@ -265,10 +285,7 @@ function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
       const n = countOf(st, k, g);
       if (n === 0) return null;
       const total = intTotal(st.data, b);
-      if (!avg) return Number(total);
-      // exact quotient and remainder, rounded once at the end
-      const q = total / BigInt(n);
-      return Number(q) + Number(total - q * BigInt(n)) / n;
+      return avg ? roundedQuotient(total, n) : Number(total);
     },
   };
 }

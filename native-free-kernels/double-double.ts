@@ -21,6 +21,13 @@ export function twoSum(a: number, b: number): void {
 /** hi + lo = a · b exactly (Dekker's TwoProduct, no FMA). */
 export function twoProd(a: number, b: number): void {
   const p = a * b;
+  if (!(Math.abs(a) < 1e300 && Math.abs(b) < 1e300)) {
+    // the split would overflow (or the operands are ±Infinity / NaN): no error term, which at
+    // these magnitudes is below anything a double can show next to p anyway
+    dd.hi = p;
+    dd.lo = 0;
+    return;
+  }
   let c = SPLIT * a;
   const ah = c - (c - a);
   const al = a - ah;

@@ -44,3 +44,28 @@ export function gatherColumn(col: Column, idx: Int32Array): Column {
     }
   }
 }
+
+/**
+ * A string column whose dictionary holds only the entries its rows use (other types are
+ * returned as they are): a partial of 10 groups must not carry a batch's 50 000-entry
+ * dictionary to every merge.
+ */
+export function compactDictionary(col: Column): Column {
+  if (col.type !== 'string') return col;
+  const n = col.codes.length;
+  const remap = new Int32Array(col.dict.length).fill(-1);
+  const dict: string[] = [];
+  const codes = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (col.valid !== null && col.valid[i] === 0) continue;
+    const old = col.codes[i]!;
+    let code = remap[old]!;
+    if (code < 0) {
+      code = dict.length;
+      remap[old] = code;
+      dict.push(col.dict[old]!);
+    }
+    codes[i] = code;
+  }
+  return { type: 'string', codes, dict, valid: col.valid };
+}

@@ -37,7 +37,13 @@ export function assignTumbling(
   offsets: Int32Array,
   range?: OffsetRange,
 ): number | null {
-  if (n === 0) return 0;
+  if (n === 0) {
+    if (range !== undefined) {
+      range.lo = 0;
+      range.hi = 0;
+    }
+    return 0;
+  }
   const base = windowNumber(ts[sel === null ? 0 : sel[0]!]!, size);
   // Consecutive events almost always fall in the window of the previous one: keep its bounds
   // and divide only when an event leaves them (2× faster than dividing for every row).

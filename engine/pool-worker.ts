@@ -1,0 +1,29 @@
+/**
+ * The piscina worker: one TaskRunner per thread, built from the validated config in
+ * workerData; every result's buffers are moved (transferred) back, never cloned.
+ */
+
+import { workerData } from 'node:worker_threads';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import type { SluiceConfig } from './config.js';
+import type { PoolTask, WorkerInit } from './protocol.js';
+import { TaskRunner } from './task-runner.js';
+
+// workerData is the config the main thread validated (structured clone of a SluiceConfig).
+const runner = new TaskRunner((workerData as WorkerInit).config as SluiceConfig);
+
+export default function runTask(task: PoolTask): unknown {
+  if (task.fault !== undefined && process.env.SLUICE_TEST_FAULTS === '1') injectFault(task.fault);
+  const result = runner.run(task);
+  const buffers: ArrayBuffer[] = [...result.partials.map((p) => p.buffer), ...result.late.map((l) => l.buffer)];
+  if (result.archive !== null) buffers.push(result.archive);
+  // moved, not cloned: piscina transfers every buffer listed under transferableSymbol
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: result });
+}
+
+/** Test-only: make this worker die the way a real fault would (SLUICE_TEST_FAULTS=1). */
+function injectFault(kind: 'crash' | 'oom'): never {
+  if (kind === 'crash') process.exit(70); // in a worker thread this ends the thread only
+  const hog: Float64Array[] = [];
+  for (;;) hog.push(new Float64Array(1 << 20).fill(1));
+}

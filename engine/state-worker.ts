@@ -1,0 +1,160 @@
+/**
+ * The state worker thread: owns the window state (StateCore) and the DuckDB file (Storage), so
+ * merging partials, closing windows and every DuckDB call stay off the main thread, which only
+ * does I/O and bookkeeping (DESIGN.md B2).
+ *
+ * Every commit is ONE DuckDB transaction holding the windows closed since the last commit, the
+ * late and archived rows, and a checkpoint of the open state and stream positions taken at the
+ * same instant. So after any crash, the database holds a state and exactly the results that
+ * state has emitted: replaying the batches after its positions (ack: durable) reproduces the
+ * rest, without loss or duplicates.
+ *
+ * Commit triggers: a window closed (results should be visible within milliseconds), pending
+ * late / archived rows beyond a size, the checkpoint interval, flush and close. Commits run one
+ * at a time; steps that arrive meanwhile go into the next one.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import type { SluiceConfig } from './config.js';
+import { asSluiceError } from './errors.js';
+import type { FromState, ToState, WorkerInit } from './protocol.js';
+import { StateCore } from './state-core.js';
+import { Storage } from './storage.js';
+
+const port = parentPort;
+if (port === null) throw new Error('state-worker.ts runs as a worker thread');
+
+// workerData is the config the main thread validated (structured clone of a SluiceConfig).
+const config = (workerData as WorkerInit).config as SluiceConfig;
+
+/** Commit early when this many late / archived rows or bytes wait (bounds memory and transaction size). */
+const COMMIT_ROWS = 1 << 20;
+const COMMIT_BYTES = 64 << 20;
+
+function send(msg: FromState): void {
+  port!.postMessage(msg);
+}
+
+async function main(): Promise<void> {
+  const storage = await Storage.open(config);
+  const core = new StateCore(config, StateCore.restoreFrom(storage.checkpoint?.state ?? null));
+  send({ kind: 'ready', positions: core.positions(), restored: storage.checkpoint !== null });
+
+  let subscribed = false;
+  let committing: Promise<void> | null = null;
+  let again = false;
+  let scheduled = false;
+  let closed = false;
+
+  /** One commit at a time; a request during a commit runs once more afterwards. */
+  const commit = async (): Promise<void> => {
+    if (committing !== null) {
+      again = true;
+      return committing;
+    }
+    committing = (async () => {
+      do {
+        again = false;
+        const pending = core.takePending();
+        const positions = core.positions();
+        const state = core.checkpoint();
+        const r = await storage.commit({
+          results: pending.results,
+          late: pending.late,
+          archive: pending.archive,
+          checkpoint: { state, positions },
+        });
+        const windows: Record<string, number> = {};
+        for (const { pipeline, result } of pending.results) windows[pipeline] = (windows[pipeline] ?? 0) + result.rows;
+        const late: Record<string, number> = {};
+        for (const l of pending.late) late[l.pipeline] = (late[l.pipeline] ?? 0) + l.rows.length;
+        send({ kind: 'committed', positions, rows: r.rows, ms: r.ms, windows, late });
+        if (pending.heldBytes > 0) send({ kind: 'released', bytes: pending.heldBytes });
+        if (subscribed) for (const { pipeline, result } of pending.results) send({ kind: 'emitted', pipeline, result });
+      } while (again);
+    })();
+    try {
+      await committing;
+    } finally {
+      committing = null;
+    }
+  };
+
+  const fatal = (err: unknown): void => {
+    send({ kind: 'fatal', error: asSluiceError(err).toJSON() });
+  };
+
+  const maybeCommit = (): void => {
+    if (scheduled || closed) return;
+    if (core.pendingResults === 0 && core.pendingRows < COMMIT_ROWS && core.pendingBytes < COMMIT_BYTES) return;
+    scheduled = true;
+    // gather every step of this turn of the event loop into one commit
+    setImmediate(() => {
+      scheduled = false;
+      commit().catch(fatal);
+    });
+  };
+
+  const checkpointTimer = setInterval(() => {
+    if (core.dirty && !closed) commit().catch(fatal);
+  }, config.storage.checkpoint.every);
+  const parquetTimer = setInterval(() => {
+    if (closed) return;
+    storage.exportParquet(core.closedBefore()).catch(fatal);
+  }, config.storage.parquet.every);
+
+  const handle = async (msg: ToState): Promise<void> => {
+    switch (msg.kind) {
+      case 'task':
+      case 'skip':
+      case 'idle': {
+        core.step(msg);
+        if (msg.kind === 'task') {
+          const partialBytes = msg.output.partials.reduce((n, p) => n + p.buffer.byteLength, 0);
+          if (partialBytes > 0) send({ kind: 'released', bytes: partialBytes });
+        }
+        maybeCommit();
+        return;
+      }
+      case 'flush': {
+        const clocks = core.flush();
+        await commit();
+        send({ kind: 'reply', id: msg.id, value: { clocks, next: core.nextSteps() } });
+        return;
+      }
+      case 'checkpoint':
+        await commit();
+        send({ kind: 'reply', id: msg.id, value: core.positions() });
+        return;
+      case 'query':
+        send({ kind: 'reply', id: msg.id, value: await storage.query(msg.sql, msg.params) });
+        return;
+      case 'subscribe':
+        subscribed = msg.on;
+        return;
+      case 'close': {
+        closed = true;
+        clearInterval(checkpointTimer);
+        clearInterval(parquetTimer);
+        await commit();
+        await storage.exportParquet(core.closedBefore());
+        await storage.close();
+        send({ kind: 'reply', id: msg.id, value: core.positions() });
+        port!.close();
+        return;
+      }
+    }
+  };
+
+  port!.on('message', (msg: ToState) => {
+    const id = 'id' in msg ? msg.id : null;
+    handle(msg).catch((err: unknown) => {
+      if (id !== null) send({ kind: 'failed', id, error: asSluiceError(err).toJSON() });
+      else fatal(err);
+    });
+  });
+}
+
+main().catch((err: unknown) => {
+  send({ kind: 'fatal', error: asSluiceError(err).toJSON() });
+});

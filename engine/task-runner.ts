@@ -1,0 +1,175 @@
+/**
+ * One PoolTask (one or more consecutive batches of one stream), start to finish:
+ *
+ *   1. decode every batch from its slab (a bad batch is rejected alone, with its SLUICE_ code)
+ *   2. concatenate the good ones (small batches were coalesced to pay the task cost once)
+ *   3. watermark chain: wait for the previous task's largest event time, publish ours
+ *   4. per pipeline of the stream: the window operator → partial, late rows
+ *   5. partials, late rows and (archive: true) every row as ArrayBuffers in a PoolResult
+ *
+ * Compiled plans are built once per runner (one runner per worker thread).
+ */
+
+import type { SluiceConfig } from './config.js';
+import { streamSchemaOf } from './config.js';
+import { asSluiceError } from './errors.js';
+import { compilePipeline, type PipelinePlan } from './plan.js';
+import type { Batch, StreamSchema, TimestampColumn } from './schema.js';
+import type { PieceOutcome, PoolResult, PoolTask } from './protocol.js';
+import { WindowAggregator, type LateInput } from './window-aggregate.js';
+import { WatermarkChain } from './watermark-chain.js';
+import { decodeBatch } from '../native-free-kernels/decode.js';
+import { concatBatches } from '../native-free-kernels/concat.js';
+import { serializePartial } from '../native-free-kernels/partial.js';
+import { serializeRows } from '../native-free-kernels/column-batch.js';
+
+interface PipelineRuntime {
+  readonly plan: PipelinePlan;
+  readonly aggregator: WindowAggregator;
+}
+
+interface StreamRuntime {
+  readonly schema: StreamSchema;
+  readonly eventTime: number;
+  readonly maxOutOfOrder: number;
+  readonly archive: boolean;
+  readonly pipelines: readonly PipelineRuntime[];
+}
+
+const iso = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
+
+/** Runs tasks for one config; one per worker thread (tests use it directly). */
+export class TaskRunner {
+  private readonly config: SluiceConfig;
+  private readonly streams = new Map<string, StreamRuntime>();
+  private readonly chains = new WeakMap<SharedArrayBuffer, WatermarkChain>();
+  private wmScratch = new Float64Array(0);
+
+  constructor(config: SluiceConfig) {
+    this.config = config;
+  }
+
+  /** Decode, chain, aggregate: the whole task (see the file header). */
+  run(task: PoolTask): PoolResult {
+    const s = this.streamRuntime(task.stream);
+    const chain = this.chainOf(task.chain);
+    const t0 = performance.now();
+
+    // 1 + 2. decode each batch on its own: one bad batch must not take the others down
+    const outcomes: PieceOutcome[] = [];
+    const good: Batch[] = [];
+    for (const p of task.pieces) {
+      try {
+        const batch = decodeBatch(new Uint8Array(p.buffer, p.offset, p.length), p.format, s.schema, { eventTime: s.eventTime });
+        outcomes.push({ seq: p.seq, rows: batch.length });
+        if (batch.length > 0) good.push(batch);
+      } catch (err) {
+        outcomes.push({ seq: p.seq, error: asSluiceError(err).toJSON() });
+      }
+    }
+    const batch = good.length === 0 ? null : concatBatches(good);
+    const ts = batch === null ? null : (batch.columns[s.eventTime] as TimestampColumn).values;
+    let batchMax = -Infinity;
+    if (ts !== null) for (let i = 0; i < ts.length; i++) if (ts[i]! > batchMax) batchMax = ts[i]!;
+    const t1 = performance.now();
+
+    // 3. the only sequential step: the stream's largest event time before this task
+    const before = chain.waitFor(task.t - 1);
+    const maxEventTime = Math.max(before, batchMax);
+    chain.publish(task.t, maxEventTime);
+
+    const partials: { pipeline: string; buffer: ArrayBuffer }[] = [];
+    const late: { pipeline: string; buffer: ArrayBuffer; count: number }[] = [];
+    let archive: ArrayBuffer | null = null;
+    const seqFirst = task.pieces[0]!.seq;
+    if (batch !== null && ts !== null) {
+      const wm = this.watermarks(ts, batch.length, before, s.maxOutOfOrder);
+      // 4. every pipeline of the stream over the same decoded batch
+      for (const p of s.pipelines) {
+        const partial = p.aggregator.run(batch, seqFirst, wm);
+        partials.push({ pipeline: p.plan.name, buffer: serializePartial(partial) });
+        const a = p.aggregator;
+        if (a.lateCount > 0) {
+          const reasons = lateReasons(p.plan, a.lateRows, a.lateInfo, a.lateCount, wm.wm, ts);
+          late.push({ pipeline: p.plan.name, buffer: serializeRows(batch, a.lateRows, a.lateCount, reasons), count: a.lateCount });
+        }
+      }
+      if (s.archive) archive = serializeRows(batch, null, batch.length);
+    }
+    const t2 = performance.now();
+
+    return {
+      stream: task.stream,
+      t: task.t,
+      seqFirst,
+      seqLast: task.pieces[task.pieces.length - 1]!.seq,
+      maxEventTime,
+      rows: batch === null ? 0 : batch.length,
+      partials,
+      late,
+      archive,
+      outcomes,
+      decodeMs: t1 - t0,
+      aggregateMs: t2 - t1,
+    };
+  }
+
+  /** The watermark before each row: the earlier batches' max, then a running max inside this one. */
+  private watermarks(ts: Float64Array, n: number, before: number, maxOutOfOrder: number): LateInput {
+    if (this.wmScratch.length < n) this.wmScratch = new Float64Array(Math.max(n, 2 * this.wmScratch.length));
+    const wm = this.wmScratch;
+    let running = before;
+    let wmMax = -Infinity;
+    for (let r = 0; r < n; r++) {
+      const w = running - maxOutOfOrder;
+      wm[r] = w;
+      if (w > wmMax) wmMax = w;
+      if (ts[r]! > running) running = ts[r]!;
+    }
+    return { wm, wmMax };
+  }
+
+  private streamRuntime(name: string): StreamRuntime {
+    const known = this.streams.get(name);
+    if (known !== undefined) return known;
+    const config = this.config;
+    const cfg = config.streams[name];
+    if (cfg === undefined) throw new Error(`no stream '${name}'`);
+    const schema = streamSchemaOf(config, name);
+    const eventTime = schema.index.get(cfg.eventTime.column)!;
+    const pipelines = Object.entries(config.pipelines)
+      .filter(([, p]) => p.from === name)
+      .map(([pname, p]) => {
+        const plan = compilePipeline(pname, p, schema, cfg.eventTime.column);
+        return { plan, aggregator: new WindowAggregator(plan) };
+      });
+    const s: StreamRuntime = { schema, eventTime, maxOutOfOrder: cfg.eventTime.maxOutOfOrder, archive: cfg.archive, pipelines };
+    this.streams.set(name, s);
+    return s;
+  }
+
+  private chainOf(sab: SharedArrayBuffer): WatermarkChain {
+    let c = this.chains.get(sab);
+    if (c === undefined) {
+      c = new WatermarkChain(sab);
+      this.chains.set(sab, c);
+    }
+    return c;
+  }
+}
+
+/** Why each late row is late, in words a user can act on. */
+function lateReasons(plan: PipelinePlan, rows: Int32Array, info: Float64Array, count: number, wm: Float64Array, ts: Float64Array): string[] {
+  const out: string[] = [];
+  const w = plan.window;
+  for (let i = 0; i < count; i++) {
+    const r = rows[i]!;
+    if (w.kind === 'session') {
+      out.push(`event time ${iso(ts[r]!)} is before the watermark ${iso(wm[r]!)} minus lateness ${plan.lateness} ms: its session was already emitted or could reach one that was`);
+    } else {
+      const end = info[i]!;
+      out.push(`window [${iso(end - w.size)}, ${iso(end)}) was already emitted: watermark ${iso(wm[r]!)} ≥ window end + lateness ${plan.lateness} ms`);
+    }
+  }
+  return out;
+}

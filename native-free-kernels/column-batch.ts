@@ -1,0 +1,111 @@
+/**
+ * A decoded batch (or some of its rows) as one transferable ArrayBuffer: how a worker hands
+ * archived events and late events to the storage thread without a structured clone.
+ *
+ *   u32 magic 'SLB1' | u32 header bytes | header (JSON: length, column types, string
+ *   dictionaries, optional per-row notes) | pad | per column: valid u8[n] (when present) |
+ *   values (u8 / i32 / f64 / i64 words), each section 8-byte aligned
+ *
+ * String columns carry only the dictionary entries their rows use (remapped codes), so a few
+ * late rows of a batch do not drag its whole dictionary along.
+ */
+
+import type { Batch, Column, StreamSchema } from '../engine/schema.js';
+import { compactDictionary, gatherColumn } from './gather.js';
+
+const MAGIC = 0x31424c53; // 'SLB1'
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Header {
+  length: number;
+  columns: { type: Column['type']; valid: boolean; dict?: string[] }[];
+  notes?: string[];
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+function bytesOf(c: Column, n: number): number {
+  switch (c.type) {
+    case 'int64':
+    case 'float64':
+    case 'timestamp':
+      return 8 * n;
+    case 'bool':
+      return n;
+    default:
+      return 4 * n;
+  }
+}
+
+/**
+ * Serialize rows `rows[0..count)` of the batch (every row when `rows` is null), with optional
+ * per-row notes (late events carry their reason).
+ */
+export function serializeRows(batch: Batch, rows: Int32Array | null, count: number, notes?: readonly string[]): ArrayBuffer {
+  const n = rows === null ? batch.length : count;
+  const cols = batch.columns.map((c) => compactDictionary(rows === null ? c : gatherColumn(c, rows.subarray(0, count))));
+  const header: Header = {
+    length: n,
+    columns: cols.map((c) => ({ type: c.type, valid: c.valid !== null, ...(c.type === 'string' ? { dict: [...c.dict] } : {}) })),
+    ...(notes !== undefined ? { notes: [...notes] } : {}),
+  };
+  const head = encoder.encode(JSON.stringify(header));
+  let size = align8(8 + head.length);
+  for (const c of cols) size += (c.valid !== null ? align8(n) : 0) + align8(bytesOf(c, n));
+  const buf = new ArrayBuffer(size);
+  const u8 = new Uint8Array(buf);
+  const dv = new DataView(buf);
+  dv.setUint32(0, MAGIC, true);
+  dv.setUint32(4, head.length, true);
+  u8.set(head, 8);
+  let off = align8(8 + head.length);
+  for (const c of cols) {
+    if (c.valid !== null) {
+      u8.set(c.valid.subarray(0, n), off);
+      off += align8(n);
+    }
+    switch (c.type) {
+      case 'bool': u8.set(c.values.subarray(0, n), off); break;
+      case 'int32': new Int32Array(buf, off, n).set(c.values.subarray(0, n)); break;
+      case 'string': new Int32Array(buf, off, n).set(c.codes.subarray(0, n)); break;
+      case 'int64': new Int32Array(buf, off, 2 * n).set(c.words.subarray(0, 2 * n)); break;
+      case 'float64':
+      case 'timestamp': new Float64Array(buf, off, n).set(c.values.subarray(0, n)); break;
+    }
+    off += align8(bytesOf(c, n));
+  }
+  return buf;
+}
+
+/** Inverse of serializeRows; columns are views over `buf`. */
+export function deserializeRows(buf: ArrayBuffer, schema: StreamSchema): { batch: Batch; notes: string[] | null } {
+  const dv = new DataView(buf);
+  if (buf.byteLength < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('column batch: bad magic');
+  const headLen = dv.getUint32(4, true);
+  const header = JSON.parse(decoder.decode(new Uint8Array(buf, 8, headLen))) as Header;
+  const n = header.length;
+  if (header.columns.length !== schema.fields.length) throw new Error('column batch: column count differs from the schema');
+  let off = align8(8 + headLen);
+  const columns: Column[] = header.columns.map((h, j) => {
+    if (h.type !== schema.fields[j]!.type) throw new Error(`column batch: column ${j} is ${h.type}, the schema says ${schema.fields[j]!.type}`);
+    let valid: Uint8Array | null = null;
+    if (h.valid) {
+      valid = new Uint8Array(buf, off, n);
+      off += align8(n);
+    }
+    let col: Column;
+    switch (h.type) {
+      case 'bool': col = { type: 'bool', values: new Uint8Array(buf, off, n), valid }; off += align8(n); break;
+      case 'int32': col = { type: 'int32', values: new Int32Array(buf, off, n), valid }; off += align8(4 * n); break;
+      case 'string': col = { type: 'string', codes: new Int32Array(buf, off, n), dict: h.dict ?? [], valid }; off += align8(4 * n); break;
+      case 'int64': col = { type: 'int64', words: new Int32Array(buf, off, 2 * n), valid }; off += 8 * n; break;
+      case 'float64': col = { type: 'float64', values: new Float64Array(buf, off, n), valid }; off += 8 * n; break;
+      case 'timestamp': col = { type: 'timestamp', values: new Float64Array(buf, off, n), valid }; off += 8 * n; break;
+    }
+    return col;
+  });
+  return { batch: { schema, length: n, columns }, notes: header.notes ?? null };
+}

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeSchema, valueAt, type Batch } from '../../engine/schema.js';
+import { deserializeRows, serializeRows } from '../../native-free-kernels/column-batch.js';
+import { mulberry32, randomBatch } from '../helpers/random.js';
+
+const schema = makeSchema([
+  { name: 'b', type: 'bool' }, { name: 'i', type: 'int32' }, { name: 'l', type: 'int64' },
+  { name: 'f', type: 'float64' }, { name: 's', type: 'string' }, { name: 't', type: 'timestamp' },
+]);
+
+function rowsOf(b: Batch): unknown[][] {
+  return Array.from({ length: b.length }, (_, r) => b.columns.map((c) => {
+    const v = valueAt(c, r);
+    return typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v;
+  }));
+}
+
+test('every row, or a subset, round-trips with notes; strings keep only the entries they use', () => {
+  for (const nullRate of [0, 0.3]) {
+    const batch = randomBatch(schema, 500, mulberry32(11), { nullRate });
+    const all = deserializeRows(serializeRows(batch, null, 0), schema);
+    assert.deepEqual(rowsOf(all.batch), rowsOf(batch));
+    assert.equal(all.notes, null);
+    const pick = Int32Array.from([3, 3, 499, 0, 250]);
+    const some = deserializeRows(serializeRows(batch, pick, 4, ['a', 'b', 'c', 'd']), schema);
+    assert.deepEqual(rowsOf(some.batch), [3, 3, 499, 0].map((r) => rowsOf(batch)[r]));
+    assert.deepEqual(some.notes, ['a', 'b', 'c', 'd']);
+    const s = some.batch.columns[4]!;
+    if (s.type === 'string') assert.ok(s.dict.length <= 4);
+  }
+});
+
+test('a zero-row batch, and a schema that does not match, are handled', () => {
+  const batch = randomBatch(schema, 0, mulberry32(1));
+  assert.equal(deserializeRows(serializeRows(batch, null, 0), schema).batch.length, 0);
+  const other = makeSchema([{ name: 'x', type: 'int32' }]);
+  assert.throws(() => deserializeRows(serializeRows(randomBatch(schema, 3, mulberry32(2)), null, 0), other), /column count/);
+  assert.throws(() => deserializeRows(new ArrayBuffer(16), schema), /bad magic/);
+});

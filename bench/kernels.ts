@@ -20,6 +20,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { makeSchema, sliceBatch, type Batch, type StringColumn, type Float64Column, type TimestampColumn, type Int64Column } from '../engine/schema.js';
 import { compilePipeline } from '../engine/plan.js';
 import { WindowAggregator } from '../engine/window-aggregate.js';
+import { serializePartial } from '../native-free-kernels/partial.js';
 import { checkExpression, compileFilter } from '../native-free-kernels/expression/index.js';
 import { decodeArrow } from '../native-free-kernels/decode-arrow.js';
 import { decodeMsgpack } from '../native-free-kernels/decode-msgpack.js';
@@ -212,6 +213,7 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
     .add('filter', () => { for (const b of batches) sink += filter(b, null, b.length, sel); })
     .add('filter baseline', () => { sink += baselineFilter(batches, sel); })
     .add('pipeline', () => { for (const [i, b] of batches.entries()) sink += aggregator.run(b, i).groups; })
+    .add('pipeline+partial', () => { for (const [i, b] of batches.entries()) sink += serializePartial(aggregator.run(b, i)).byteLength; })
     .add('pipeline baseline', () => { baselinePipeline(batches, cnt, sum, mn, mx); sink += cnt[0]!; });
   log('running Sluice kernels and baselines ...');
   await bench.run();
@@ -257,6 +259,16 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
       rows,
       sluice: rate(bench, 'pipeline', rows),
       baseline: rate(bench, 'pipeline baseline', rows),
+      duckdb1: d1.pipeline!,
+      duckdbAll: dAll.pipeline!,
+    },
+    {
+      // what a worker really does per batch: the same, plus serializing the partial result
+      // (10 K groups per 64 K rows) into the buffer it hands back
+      name: '  … + partial serialized',
+      rows,
+      sluice: rate(bench, 'pipeline+partial', rows),
+      baseline: null,
       duckdb1: d1.pipeline!,
       duckdbAll: dAll.pipeline!,
     },

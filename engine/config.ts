@@ -195,6 +195,8 @@ const storageSchema = strict('storage', {
   dir: text('a directory path').default('./data'),
   parquet: strict('storage.parquet', { every: duration(1).prefault('1m') }).prefault({}),
   checkpoint: strict('storage.checkpoint', { every: duration(1).prefault('5s') }).prefault({}),
+  /** a pipeline whose definition changed against its existing table: refuse to start, or drop and recreate its tables */
+  onPipelineChange: z.enum(['error', 'recreate'], { error: 'expected error or recreate' }).default('error'),
 });
 
 const THREADS_MESSAGE = 'expected auto or an integer from 1 to 256';

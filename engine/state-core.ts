@@ -38,6 +38,7 @@ interface StreamState {
   readonly name: string;
   readonly schema: StreamSchema;
   readonly maxOutOfOrder: number;
+  readonly archive: boolean;
   readonly pipelines: readonly { readonly plan: PipelinePlan; readonly state: WindowState }[];
   /** the next chain slot to apply */
   next: number;
@@ -51,7 +52,11 @@ export class StateCore {
   /** true when the state changed since the last checkpoint was taken */
   dirty = false;
 
-  constructor(config: SluiceConfig, restored: CheckpointState | null) {
+  /**
+   * `fresh`: pipelines whose tables were just created or recreated (storage.fresh) — a
+   * checkpointed state of theirs belongs to an older definition and is not restored.
+   */
+  constructor(config: SluiceConfig, restored: CheckpointState | null, fresh: ReadonlySet<string> = new Set()) {
     for (const [name, cfg] of Object.entries(config.streams)) {
       const schema = streamSchemaOf(config, name);
       const pipelines = Object.entries(config.pipelines)
@@ -59,7 +64,7 @@ export class StateCore {
         .map(([pname, p]) => {
           const plan = compilePipeline(pname, p, schema, cfg.eventTime.column);
           const state = new WindowState(plan);
-          const snap = restored?.pipelines.get(pname);
+          const snap = fresh.has(pname) ? undefined : restored?.pipelines.get(pname);
           if (snap !== undefined) state.restore(snap);
           return { plan, state };
         });
@@ -67,6 +72,7 @@ export class StateCore {
         name,
         schema,
         maxOutOfOrder: cfg.eventTime.maxOutOfOrder,
+        archive: cfg.archive,
         pipelines,
         next: 1,
         waiting: new Map(),
@@ -201,9 +207,13 @@ export class StateCore {
       for (const p of s.pipelines) {
         const w = p.plan.window;
         // a window that has not opened yet can only start after watermark − lateness − size
-        const reach = w.kind === 'session' ? 0 : w.size;
+        // (for sessions: an on-time event at t opens [t, t + gap))
+        const reach = w.kind === 'session' ? w.gap : w.size;
         out[p.plan.name] = Math.min(p.state.minOpenStart(), watermark - p.plan.lateness - reach);
       }
+      // archives: ranges before the watermark are complete but for late events, which the
+      // storage tracks and re-exports
+      if (s.archive) out[s.name] = watermark;
     }
     return out;
   }

@@ -37,7 +37,7 @@ function send(msg: FromState): void {
 
 async function main(): Promise<void> {
   const storage = await Storage.open(config);
-  const core = new StateCore(config, StateCore.restoreFrom(storage.checkpoint?.state ?? null));
+  const core = new StateCore(config, StateCore.restoreFrom(storage.checkpoint?.state ?? null), storage.fresh);
   send({ kind: 'ready', positions: core.positions(), restored: storage.checkpoint !== null });
 
   let subscribed = false;

@@ -106,7 +106,7 @@ test('defaults: an empty document gives every default and no streams', () => {
   for (const c of [parseConfig('', { env: {} }), parseConfig('{}', { env: {}, format: 'json' }), load(null), load({})]) {
     assert.deepEqual(c, {
       server: { host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16 },
-      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 } },
+      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error' },
       workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20 },
       streams: {},
       pipelines: {},
@@ -153,7 +153,7 @@ storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1
 workers: { threads: 3 }
 ${BASE_YAML}`, { env: {} });
   assert.deepEqual(c.server, { host: '0.0.0.0', port: 0, maxPayload: 2 ** 20, idleTimeout: 0, credits: 4, auth: { tokens: ['a', 'b'] } });
-  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 } });
+  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error' });
   assert.equal(c.workers.threads, 3);
 });
 

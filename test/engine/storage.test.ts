@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig, parseConfig, type SluiceConfig } from '../../engine/config.js';
 import { SluiceError } from '../../engine/errors.js';
@@ -224,6 +225,9 @@ test('results and late rows read back exactly: null keys, int64 beyond 2^53, uni
     assert.deepEqual(got, [...expectedResultRows(r1), ...expectedResultRows(r2)]);
     const gotLate = (await s.query(`SELECT ${selectRaw(EV_FIELDS)}, reason FROM agg__late ORDER BY rowid`)).rows;
     assert.deepEqual(gotLate, expectedRaw(late).map((row, i) => [...row, reasons[i]]));
+    // a string parameter is cast to the type its context needs
+    const since1970 = r1.windowStart.filter((x) => x >= 0).length + r2.windowStart.filter((x) => x >= 0).length;
+    assert.deepEqual((await s.query('SELECT count(*) FROM agg WHERE window_start >= $1', ['1970-01-01T00:00:00Z'])).rows, [[since1970]]);
 
     // the data has what the test claims to cover
     const k64 = r1.keys[0]!;
@@ -493,12 +497,31 @@ test('tables of pipelines no longer configured are left alone and logged', async
 // ---------------------------------------------------------------------------------------------
 // locking
 
-test('a second opener of the same file gets SLUICE_STORAGE_LOCKED, in this process and in another', async (t) => {
+test('a second opener of the same file gets SLUICE_STORAGE_LOCKED: same thread, another thread, another process', async (t) => {
   const dir = tempDir(t);
   const cfg = config(EVENTS_YAML, dir);
   const s = await Storage.open(cfg);
   try {
     await expectRejects(Storage.open(cfg), 'SLUICE_STORAGE_LOCKED', /already open in this process/);
+    // the runtime opens storage in a worker thread: the same check holds across threads
+    const fromWorker = await new Promise<{ code?: string; message?: string }>((done, fail) => {
+      const code = `
+        import { parentPort } from 'node:worker_threads';
+        const { Storage } = await import(${JSON.stringify(new URL('../../engine/storage.js', import.meta.url).href)});
+        const { parseConfig } = await import(${JSON.stringify(new URL('../../engine/config.js', import.meta.url).href)});
+        try {
+          await (await Storage.open(parseConfig(${JSON.stringify(EVENTS_YAML)}, { env: {}, overrides: { dataDir: ${JSON.stringify(dir)} } }))).close();
+          parentPort.postMessage({});
+        } catch (e) { parentPort.postMessage({ code: e.code, message: e.message }); }`;
+      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
+      w.once('message', (m: { code?: string; message?: string }) => {
+        done(m);
+        void w.terminate();
+      });
+      w.once('error', fail);
+    });
+    assert.equal(fromWorker.code, 'SLUICE_STORAGE_LOCKED', fromWorker.message);
+    assert.match(fromWorker.message!, /already open in this process/);
     const storageUrl = new URL('../../engine/storage.js', import.meta.url).href;
     const configUrl = new URL('../../engine/config.js', import.meta.url).href;
     const script = `

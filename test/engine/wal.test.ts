@@ -701,7 +701,7 @@ test('SIGKILL at random moments: every acknowledged record is in the log exactly
   }
   t.diagnostic(`${kills} kills, ${killedWhileWriting} while appending; recoveries: ${JSON.stringify(Object.fromEntries(recoveries))}`);
   assert.ok(kills >= 20);
-  assert.ok(killedWhileWriting >= 12, `only ${killedWhileWriting} kills landed while appending`);
+  assert.ok(killedWhileWriting >= 10, `only ${killedWhileWriting} kills landed while appending`);
 
   const wal = await Wal.open(dir);
   const seen = new Map<string, number>();

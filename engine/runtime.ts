@@ -103,6 +103,8 @@ interface StreamRt {
   /** wall-clock ms of the last batch, and the largest event time once it was processed */
   lastArrival: number;
   lastDataMax: number;
+  /** a wake-up is armed for when the last dispatched task publishes its chain slot */
+  gateArmed: boolean;
 }
 
 const SLAB_MIN = 16 << 20;
@@ -139,7 +141,8 @@ export class Sluice extends EventEmitter {
     this.stateWorker = stateWorker;
     this.wal = wal;
     const threads = resolveWorkerThreads(config.workers.threads);
-    this.maxInFlight = threads * 2;
+    // enough tasks queued that a worker never waits for the main thread to hand it the next
+    this.maxInFlight = threads * 4;
     const slabBytes = Math.max(SLAB_MIN, nextPow2(config.server.maxPayload));
     this.arena = new SlabArena(Math.max(config.workers.queue, 2 * slabBytes), slabBytes);
     const init: WorkerInit = { config };
@@ -148,7 +151,10 @@ export class Sluice extends EventEmitter {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.MAX_SAFE_INTEGER,
-      concurrentTasksPerWorker: 1,
+      // a second task waits in the worker's own queue, so finishing one starts the next at once
+      // instead of after a round trip through the main thread (tasks run one at a time anyway:
+      // the handler is synchronous)
+      concurrentTasksPerWorker: 2,
       workerData: init,
     });
     this.stats = {
@@ -164,7 +170,7 @@ export class Sluice extends EventEmitter {
       const seq = Math.max(pos.seq, wal?.lastSeq().get(name) ?? 0);
       this.streams.set(name, {
         name, durable: cfg.ack === 'durable', idleTimeout: cfg.eventTime.idleTimeout, maxOutOfOrder: cfg.eventTime.maxOutOfOrder,
-        chain, t: 0, seq, pending: [], pendingBytes: 0, inFlight: 0, lastArrival: 0, lastDataMax: pos.maxEventTime,
+        chain, t: 0, seq, pending: [], pendingBytes: 0, inFlight: 0, lastArrival: 0, lastDataMax: pos.maxEventTime, gateArmed: false,
       });
       this.stats.ingestEvents[name] = 0;
       this.stats.ingestBytes[name] = 0;
@@ -328,7 +334,7 @@ export class Sluice extends EventEmitter {
   /** Hand waiting batches to the pool while the bounds allow. */
   private pump(): void {
     for (const s of this.streams.values()) {
-      while (s.pending.length > 0 && this.inFlight < this.maxInFlight && this.stateBacklog < STATE_BACKLOG && s.inFlight < CHAIN_RING - 2) {
+      while (s.pending.length > 0 && this.inFlight < this.maxInFlight && this.stateBacklog < STATE_BACKLOG && s.inFlight < CHAIN_RING - 2 && this.gateOpen(s)) {
         const pieces: Piece[] = [];
         let bytes = 0;
         while (s.pending.length > 0 && pieces.length < MAX_PIECES_PER_TASK) {
@@ -343,6 +349,25 @@ export class Sluice extends EventEmitter {
       }
     }
     if (this.inFlight === 0 && this.allIdle()) this.wakeDrain();
+  }
+
+  /**
+   * A stream's next task goes out only once the previous one has published its watermark slot
+   * (right after decoding, long before it finishes). piscina may reorder queued tasks, so a
+   * worker must never wait for a predecessor that is still queued — behind it, perhaps, on the
+   * same worker. Decodes of one stream therefore run one after another, each overlapping the
+   * aggregation of the one before.
+   */
+  private gateOpen(s: StreamRt): boolean {
+    if (s.chain.isPublished(s.t)) return true;
+    if (!s.gateArmed) {
+      s.gateArmed = true;
+      s.chain.whenPublished(s.t).then(() => {
+        s.gateArmed = false;
+        this.pump();
+      }, (err: unknown) => this.log('error', 'watermark chain wait failed', { err: String(err) }));
+    }
+    return false;
   }
 
   private dispatch(s: StreamRt, pieces: Piece[]): void {

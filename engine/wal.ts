@@ -20,11 +20,11 @@
  *     hcrc = CRC-32 of bytes 0..24; segment = the number in the file name
  *
  *   frame (starts 8-byte aligned; 32 + name + payload, each padded to 8 with zeros)
- *   +------------+------------+------------+------------+-------------------------+
- *   | magic "SLFR"| hcrc u32  | length u32 | pcrc u32   | seq u64 (lo u32, hi u32)|   0..24
- *   +------------+------------+------------+------------+-------------------------+
- *   | synced u32 | format u8 | 0 u8 | nameLen u16 | stream name (UTF-8) | pad | payload | pad |
- *   +------------+-----------+------+-------------+---------------------+-----+---------+-----+
+ *   +-------------+------------+------------+------------+--------------------------+
+ *   | magic "SLFR"| hcrc u32   | length u32 | pcrc u32   | seq u64 (lo u32, hi u32) |   0..24
+ *   +-------------+-----------+------+-------------+---------------------+-----+---------+-----+
+ *   | synced u32  | format u8 | 0 u8 | nameLen u16 | stream name (UTF-8) | pad | payload | pad |
+ *   +-------------+-----------+------+-------------+---------------------+-----+---------+-----+
  *     hcrc   = CRC-32 of bytes 8 .. 32 + pad8(nameLen)  (length, pcrc, seq, synced, format, name)
  *     pcrc   = CRC-32 of the payload (the batch exactly as received)
  *     format = 1 arrow, 2 msgpack, 3 ndjson, 4 json; 0x80 = seq floor (see below)
@@ -51,6 +51,8 @@
  * queued behind it reject with SLUICE_WAL_IO, and so does every later append. Retrying an
  * fsync is not safe (the kernel may have dropped the dirty pages and report success the
  * second time — "fsyncgate", PostgreSQL 2018); the restart's recovery decides what is on disk.
+ * Before rejecting, the failed batch is taken back off the disk when the disk allows it
+ * (truncate + fsync), so that a client's retry is not stored twice.
  *
  * Recovery (open). Every segment is read and every frame checked. A bad frame (bad magic,
  * checksum, cut off by the end of the file) is a torn tail — the remains of a write that was
@@ -60,7 +62,9 @@
  *   2. no later valid frame vouches for it (a frame whose `synced` lies beyond the bad offset
  *      proves the bad bytes had been fsync'd, so they were acknowledged);
  *   3. it looks like a crash: the frame is cut off by the end of the file, its magic is zero,
- *      or it holds a 512-byte-aligned run of zeros (ext4 leaves unwritten blocks as zeros).
+ *      or it holds a block of zeros — a 512-byte-aligned run of 64 bytes or more, or one from
+ *      a 512-byte boundary to the end of the file (ext4 / XFS read never-written blocks as
+ *      zeros, and after a crash they start at a commit's first frame or a block boundary).
  * Anything else is corruption: open() rejects with SLUICE_WAL_CORRUPT naming the file and
  * offset, unless `onCorrupt: 'skip'` (or SLUICE_WAL_ON_CORRUPT=skip) moves the bad frame and
  * the rest of its segment aside to `<segment>.corrupt-<offset>` and carries on. What recovery
@@ -69,7 +73,7 @@
 
 import zlib from 'node:zlib';
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SluiceError, sluiceError } from './errors.js';
 
 export type WalFormat = 'arrow' | 'msgpack' | 'ndjson' | 'json';
@@ -636,6 +640,13 @@ async function recoverSegment(
 
 // --- the log ---------------------------------------------------------------------------------------
 
+/**
+ * Directories with an open Wal in this process. A second Wal on the same directory would
+ * "recover" the first one's in-flight tail and truncate it; across processes the DuckDB file
+ * lock on the same data directory keeps a second `sluice serve` out.
+ */
+const openDirs = new Set<string>();
+
 export class Wal {
   private segments: Segment[];
   /** the segment new appends go to; null until the first append after open */
@@ -662,6 +673,7 @@ export class Wal {
 
   private constructor(
     private readonly dir: string,
+    private readonly key: string,
     private readonly opts: WalOptions,
     segments: Segment[],
     nextNo: number,
@@ -681,6 +693,18 @@ export class Wal {
    */
   static async open(dir: string, opts: Partial<WalOptions> = {}): Promise<Wal> {
     const options = resolveOptions(opts);
+    const key = resolve(dir);
+    if (openDirs.has(key)) throw sluiceError('INTERNAL', `durable log: ${dir} is already open in this process`);
+    openDirs.add(key);
+    try {
+      return await Wal.recover(dir, key, options);
+    } catch (err) {
+      openDirs.delete(key);
+      throw err;
+    }
+  }
+
+  private static async recover(dir: string, key: string, options: WalOptions): Promise<Wal> {
     let files: { no: number; path: string }[];
     try {
       await mkdir(dir, { recursive: true });
@@ -710,7 +734,7 @@ export class Wal {
     const bytes = segments.reduce((sum, s) => sum + s.durable, 0);
     const nextNo = files.length > 0 ? files[files.length - 1]!.no + 1 : 1;
     const report: WalRecovery = Object.freeze({ segments: segments.length, records, bytes, events: Object.freeze(events) });
-    return new Wal(dir, options, segments, nextNo, lastSeen, report);
+    return new Wal(dir, key, options, segments, nextNo, lastSeen, report);
   }
 
   /**
@@ -752,7 +776,12 @@ export class Wal {
     return batch.done;
   }
 
-  /** Every durable record of `stream`s with seq > after[stream] (0 when absent), in append order. */
+  /**
+   * Every durable record of `stream`s with seq > after[stream] (0 when absent), in append order.
+   * Segments are read whole and every checksum is checked again (SLUICE_WAL_CORRUPT if one
+   * fails); `bytes` are 8-byte aligned views into the segment's buffer, so copy a record that
+   * is kept for long. Do not trim while a replay is running.
+   */
   async *replay(after: ReadonlyMap<string, number>): AsyncIterable<WalRecord> {
     const segs = this.segments.filter((s) => s.onDisk && s.durable > SEGMENT_HEADER).map((s) => ({ path: s.path, no: s.no, durable: s.durable, maxSeq: [...s.maxSeq] }));
     const info = newFrameInfo();
@@ -856,12 +885,16 @@ export class Wal {
     if (this.closing !== null) return this.closing;
     this.seal();
     this.closing = this.enqueueOp(async () => {
-      const w = this.writing;
-      if (w !== null && w.fh !== null) {
-        await w.fh.close();
-        w.fh = null;
+      try {
+        const w = this.writing;
+        if (w !== null && w.fh !== null) {
+          await w.fh.close();
+          w.fh = null;
+        }
+        this.writing = null;
+      } finally {
+        openDirs.delete(this.key);
       }
-      this.writing = null;
       if (this.failure !== null) throw this.failure;
     });
     return this.closing;

@@ -589,6 +589,15 @@ test('append checks its arguments; close flushes and is final', async () => {
   await again.close();
 });
 
+test('a directory is open at most once in a process', async () => {
+  const dir = freshDir();
+  const wal = await Wal.open(dir);
+  await rejectsWith(Wal.open(join(dir, '.')), 'SLUICE_INTERNAL', /already open/);
+  await wal.close();
+  const again = await Wal.open(dir);
+  await again.close();
+});
+
 test('options are checked', async () => {
   const dir = freshDir();
   await rejectsWith(Wal.open(dir, { segmentBytes: 100 }), 'SLUICE_CONFIG_INVALID', /segmentBytes/);

@@ -6,8 +6,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { kernelTable, runKernelBench } from './kernels.js';
+import { engineTable, runEngineBench } from './engine.js';
 
-const SUITES = ['kernels'] as const;
+const SUITES = ['kernels', 'engine'] as const;
 type Suite = (typeof SUITES)[number];
 
 function machine(): Record<string, string | number> {
@@ -32,18 +33,26 @@ export async function runBench(args: string[]): Promise<number> {
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const info = machine();
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}`);
+  const save = (suite: Suite, results: unknown): void => {
+    if (!json) return;
+    const dir = join('bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${new Date().toISOString().slice(0, 10)}-${suite}.json`);
+    writeFileSync(file, JSON.stringify({ suite, date: new Date().toISOString(), quick, machine: info, results }, null, 2) + '\n');
+    log(`wrote ${file}`);
+  };
   for (const suite of suites) {
     switch (suite) {
       case 'kernels': {
         const rows = await runKernelBench({ quick, json, log });
         process.stdout.write(`\n${kernelTable(rows, availableParallelism())}\n`);
-        if (json) {
-          const dir = join('bench', 'results');
-          mkdirSync(dir, { recursive: true });
-          const file = join(dir, `${new Date().toISOString().slice(0, 10)}-kernels.json`);
-          writeFileSync(file, JSON.stringify({ suite, date: new Date().toISOString(), quick, machine: info, results: rows }, null, 2) + '\n');
-          log(`wrote ${file}`);
-        }
+        save(suite, rows);
+        break;
+      }
+      case 'engine': {
+        const rows = await runEngineBench({ quick, log });
+        process.stdout.write(`\n${engineTable(rows)}\n`);
+        save(suite, rows);
         break;
       }
     }

@@ -10,7 +10,7 @@ import { SluiceError } from '../engine/errors.js';
 const USAGE = `usage: sluice <command> [options]
 
 commands:
-  bench [SUITE...] [--json] [--quick]   run benchmark suites (available: kernels)
+  bench [SUITE...] [--json] [--quick]   run benchmark suites (kernels, engine)
 
 The server commands of DESIGN.md A1 (serve, gen, query) are not part of this build yet.
 `;

@@ -216,6 +216,8 @@ const workersSchema = strict('workers', {
   queue: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('256MiB'),
   /** batches smaller than this are coalesced into one worker task */
   coalesce: size(0, 1 << 30, '0 and 1GiB').prefault('1MiB'),
+  /** JS heap of each pool worker; a worker that exceeds it dies and only its batches fail */
+  heap: size(64 << 20, 2 ** 40, '64MiB and 1TiB').prefault('2GiB'),
 });
 
 const columnsSchema = z.record(nameKey(), z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),

@@ -24,6 +24,9 @@ export default function runTask(task: PoolTask): unknown {
 /** Test-only: make this worker die the way a real fault would (SLUICE_TEST_FAULTS=1). */
 function injectFault(kind: 'crash' | 'oom'): never {
   if (kind === 'crash') process.exit(70); // in a worker thread this ends the thread only
-  const hog: Float64Array[] = [];
-  for (;;) hog.push(new Float64Array(1 << 20).fill(1));
+  // JS arrays live on the V8 heap, so the worker hits its heap limit and Node ends the thread
+  // (ERR_WORKER_OUT_OF_MEMORY). Typed arrays would not do: their memory is outside the heap, so
+  // they would fill the host's RAM instead, until an allocation throws or the kernel kills us.
+  const hog: number[][] = [];
+  for (let i = 0; ; i++) hog.push(new Array<number>(1 << 16).fill(i + 0.5));
 }

@@ -105,6 +105,9 @@ interface StreamRt {
   lastDataMax: number;
   /** a wake-up is armed for when the last dispatched task publishes its chain slot */
   gateArmed: boolean;
+  /** ingest() calls waiting for space, and what the next one to wait must wait for (its turn) */
+  waiting: number;
+  admitTurn: Promise<void>;
 }
 
 const SLAB_MIN = 16 << 20;
@@ -112,6 +115,8 @@ const SLAB_MIN = 16 << 20;
 const STATE_BACKLOG = 256 << 20;
 const MAX_PIECES_PER_TASK = 1024;
 const LATENCY_SAMPLES = 512;
+/** pool worker heap limit under SLUICE_TEST_FAULTS=1 (see the Piscina options) */
+const TEST_FAULT_HEAP_MB = 256;
 
 export class Sluice extends EventEmitter {
   readonly config: SluiceConfig;
@@ -156,6 +161,12 @@ export class Sluice extends EventEmitter {
       // the handler is synchronous)
       concurrentTasksPerWorker: 2,
       workerData: init,
+      // workers.heap bounds each worker's JS heap (batches and state live mostly in typed
+      // arrays outside it). Under the test hook (injectFault 'oom') a small heap makes an
+      // injected out-of-memory end the worker within a second, the way a real one would.
+      resourceLimits: {
+        maxOldGenerationSizeMb: process.env.SLUICE_TEST_FAULTS === '1' ? TEST_FAULT_HEAP_MB : Math.floor(config.workers.heap / 2 ** 20),
+      },
     });
     this.stats = {
       ingestEvents: {}, ingestBytes: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
@@ -171,6 +182,7 @@ export class Sluice extends EventEmitter {
       this.streams.set(name, {
         name, durable: cfg.ack === 'durable', idleTimeout: cfg.eventTime.idleTimeout, maxOutOfOrder: cfg.eventTime.maxOutOfOrder,
         chain, t: 0, seq, pending: [], pendingBytes: 0, inFlight: 0, lastArrival: 0, lastDataMax: pos.maxEventTime, gateArmed: false,
+        waiting: 0, admitTurn: Promise.resolve(),
       });
       this.stats.ingestEvents[name] = 0;
       this.stats.ingestBytes[name] = 0;
@@ -269,36 +281,52 @@ export class Sluice extends EventEmitter {
    * Ingest one batch. Resolves when it is acknowledged per the stream's ack mode (A6):
    * `accepted` — decoded, validated and queued in order; `durable` — also fsync'd to the log.
    * Rejects with a SluiceError (SLUICE_BATCH_* for a bad batch: nothing of it was applied).
-   * Waits while the engine is full.
+   * Waits while the engine is full; calls for one stream take their seqs in call order.
    */
   async ingest(stream: string, bytes: Uint8Array, format: IngestFormat): Promise<IngestResult> {
-    const r = this.tryIngest(stream, bytes, format);
-    if (r !== null) return r;
     const s = this.streamFor(stream);
-    for (;;) {
-      this.pump();
-      await this.arena.whenSpace();
-      this.checkOpen();
-      const again = this.admit(s, bytes, format);
-      if (again !== null) return again;
+    const r = this.admit(s, bytes, format);
+    if (r !== null) return r;
+    // Wait in line behind the stream's earlier waiting calls: seqs must follow the order of the
+    // calls, and without the line a smaller batch sent later would overtake a big one (it fits
+    // in the rest of the current slab while the big one waits for a whole slab to empty).
+    s.waiting++;
+    const turn = s.admitTurn;
+    let next!: () => void;
+    s.admitTurn = new Promise<void>((resolve) => (next = resolve));
+    try {
+      await turn;
+      for (;;) {
+        const again = this.admit(s, bytes, format, true);
+        if (again !== null) return again;
+        this.pump();
+        await this.arena.whenSpace();
+      }
+    } finally {
+      s.waiting--;
+      next();
     }
   }
 
   /**
-   * Like ingest, but answers null at once when the engine is full (the server turns that into
-   * withheld credits / 503). The bytes are copied before it returns: the caller may reuse them.
+   * Like ingest, but answers null at once when the engine is full, or while ingest() calls of the
+   * stream wait for space (the server turns that into withheld credits / 503). The bytes are
+   * copied before it returns: the caller may reuse them.
    */
   tryIngest(stream: string, bytes: Uint8Array, format: IngestFormat): Promise<IngestResult> | null {
     const s = this.streamFor(stream);
     return this.admit(s, bytes, format);
   }
 
-  private admit(s: StreamRt, bytes: Uint8Array, format: IngestFormat): Promise<IngestResult> | null {
+  /** `inLine`: the caller is the first ingest() call waiting for space (see ingest). */
+  private admit(s: StreamRt, bytes: Uint8Array, format: IngestFormat, inLine = false): Promise<IngestResult> | null {
     this.checkOpen();
     if (bytes.length > this.config.server.maxPayload) {
       throw sluiceError('PAYLOAD_TOO_LARGE', `batch of ${bytes.length} bytes exceeds server.maxPayload (${this.config.server.maxPayload} bytes)`);
     }
     const fmt: BatchFormat = format === 'binary' ? detectBinaryFormat(bytes) : format;
+    // calls waiting for space go first
+    if (s.waiting > 0 && !inLine) return null;
     const ref = this.arena.tryCopy(bytes);
     if (ref === null) return null;
     const seq = ++s.seq;
@@ -557,7 +585,10 @@ export class Sluice extends EventEmitter {
 
   private readonly faultNext = new Map<string, 'crash' | 'oom'>();
 
-  /** Test only (SLUICE_TEST_FAULTS=1): make the worker running the stream's next task fail. */
+  /**
+   * Test only (SLUICE_TEST_FAULTS=1, set before open: the pool workers read it, and their heap
+   * limit for 'oom' is chosen then): make the worker running the stream's next task fail.
+   */
   injectFault(stream: string, kind: 'crash' | 'oom'): void {
     if (process.env.SLUICE_TEST_FAULTS !== '1') throw new Error('fault injection needs SLUICE_TEST_FAULTS=1');
     this.faultNext.set(stream, kind);

@@ -218,6 +218,21 @@ export class StateCore {
     return out;
   }
 
+  /**
+   * For the Parquet export at close: every range without an open window, and all of every
+   * archive. Unlike closedBefore() this includes ranges that later events may still add rows to
+   * (those rows touch the range again and the next export rewrites its file); without it the
+   * windows a batch job emits last (flush, then close) would never reach Parquet.
+   */
+  exportableAtClose(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of this.streams.values()) {
+      for (const p of s.pipelines) out[p.plan.name] = p.state.minOpenStart();
+      if (s.archive) out[s.name] = Infinity;
+    }
+    return out;
+  }
+
   openGroups(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const s of this.streams.values()) for (const p of s.pipelines) out[p.plan.name] = p.state.openGroups;

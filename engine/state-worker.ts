@@ -137,7 +137,7 @@ async function main(): Promise<void> {
         clearInterval(checkpointTimer);
         clearInterval(parquetTimer);
         await commit();
-        await storage.exportParquet(core.closedBefore());
+        await storage.exportParquet(core.exportableAtClose());
         await storage.close();
         send({ kind: 'reply', id: msg.id, value: core.positions() });
         port!.close();

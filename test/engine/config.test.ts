@@ -107,7 +107,7 @@ test('defaults: an empty document gives every default and no streams', () => {
     assert.deepEqual(c, {
       server: { host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16 },
       storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error' },
-      workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20 },
+      workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20, heap: 2 ** 31 },
       streams: {},
       pipelines: {},
     });

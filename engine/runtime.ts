@@ -380,17 +380,17 @@ export class Sluice extends EventEmitter {
   }
 
   /**
-   * A stream's next task goes out only once the previous one has published its watermark slot
-   * (right after decoding, long before it finishes). piscina may reorder queued tasks, so a
-   * worker must never wait for a predecessor that is still queued — behind it, perhaps, on the
-   * same worker. Decodes of one stream therefore run one after another, each overlapping the
-   * aggregation of the one before.
+   * A stream's next task goes out only once a worker has started the previous one. piscina may
+   * reorder its queue, so a worker must never wait (watermark chain) for a predecessor that is
+   * still queued — behind it, perhaps, on the same worker. Once every earlier task is running,
+   * each will publish after its own decode: no wait can deadlock, and the decodes of one stream
+   * still run in parallel.
    */
   private gateOpen(s: StreamRt): boolean {
-    if (s.chain.isPublished(s.t)) return true;
+    if (s.chain.isStarted(s.t)) return true;
     if (!s.gateArmed) {
       s.gateArmed = true;
-      s.chain.whenPublished(s.t).then(() => {
+      s.chain.whenStarted(s.t).then(() => {
         s.gateArmed = false;
         this.pump();
       }, (err: unknown) => this.log('error', 'watermark chain wait failed', { err: String(err) }));

@@ -53,6 +53,8 @@ export class TaskRunner {
   run(task: PoolTask): PoolResult {
     const s = this.streamRuntime(task.stream);
     const chain = this.chainOf(task.chain);
+    // lets the dispatcher hand out the stream's next task (runtime.ts, gateOpen)
+    chain.markStarted(task.t);
     const t0 = performance.now();
 
     // 1 + 2. decode each batch on its own: one bad batch must not take the others down

@@ -25,12 +25,41 @@ export class WatermarkChain {
   readonly sab: SharedArrayBuffer;
   private readonly flags: Int32Array;
   private readonly values: Float64Array;
+  /** started[t % R] === t once a worker has taken task t (the dispatcher's gate) */
+  private readonly started: Int32Array;
 
   constructor(sab?: SharedArrayBuffer) {
-    this.sab = sab ?? new SharedArrayBuffer(CHAIN_RING * 12);
+    this.sab = sab ?? new SharedArrayBuffer(CHAIN_RING * 16);
     this.values = new Float64Array(this.sab, 0, CHAIN_RING);
     this.flags = new Int32Array(this.sab, CHAIN_RING * 8, CHAIN_RING);
-    if (sab === undefined) this.flags.fill(-1);
+    this.started = new Int32Array(this.sab, CHAIN_RING * 12, CHAIN_RING);
+    if (sab === undefined) {
+      this.flags.fill(-1);
+      this.started.fill(-1);
+    }
+  }
+
+  /** A worker took task t (called first thing in the task, before decoding). */
+  markStarted(t: number): void {
+    const i = t % CHAIN_RING;
+    Atomics.store(this.started, i, t);
+    Atomics.notify(this.started, i);
+  }
+
+  /** Has task t started (or, for slot 0 and main-thread steps, been published)? */
+  isStarted(t: number): boolean {
+    return Atomics.load(this.started, t % CHAIN_RING) === t || this.isPublished(t);
+  }
+
+  /** Main thread: resolve once task t has started or its slot is published. */
+  async whenStarted(t: number): Promise<void> {
+    const i = t % CHAIN_RING;
+    while (!this.isStarted(t)) {
+      const f = Atomics.load(this.started, i);
+      if (f === t) return;
+      const r = Atomics.waitAsync(this.started, i, f, 5);
+      if (r.async) await r.value;
+    }
   }
 
   /** Publish slot t (value first, then the flag: Atomics.store orders them). */

@@ -245,6 +245,9 @@ export class Sluice extends EventEmitter {
     });
     const durable = Object.values(cfg.streams).some((s) => s.ack === 'durable');
     const wal = durable ? await Wal.open(join(cfg.storage.dir, 'wal')) : null;
+    for (const e of wal?.recovery().events ?? []) {
+      log('warn', `durable log recovery: ${e.action} in ${e.file} at offset ${e.offset} (${e.droppedBytes} bytes): ${e.reason}`, { ...e });
+    }
     const engine = new Sluice(cfg, opts, stateWorker, { ...ready.positions }, wal);
     if (ready.restored) {
       log('info', 'restored the last checkpoint', { positions: ready.positions });

@@ -11,5 +11,6 @@
 export { Sluice, type IngestFormat, type IngestResult, type QueryResult, type OpenOptions, type EngineStats, type WindowsEvent, type LogFn } from './runtime.js';
 export { loadConfig, parseConfig, configFromObject, type SluiceConfig } from './config.js';
 export { SluiceError, ErrorCodes } from './errors.js';
+export { stopOnSignals, type StopOnSignalsOptions } from './signals.js';
 export type { WindowResult } from './window-state.js';
 export type { Batch, Column, StreamSchema } from './schema.js';

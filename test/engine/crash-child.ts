@@ -3,6 +3,8 @@
  *
  *   node dist/test/engine/crash-child.js DIR loop     ingest until killed (exits by itself after 60 s)
  *   node dist/test/engine/crash-child.js DIR final    ingest the rest, flush, close, print `done`
+ *   node dist/test/engine/crash-child.js DIR term     like loop, but `ack: accepted`, and SIGTERM /
+ *                                                      SIGINT stop it gracefully (print `stopped`, exit 0)
  *
  * It opens the engine on DIR (stream `bids` with `ack: durable`), which restores the last
  * checkpoint and replays the durable log past it. Then it asks where the stream is, prints
@@ -20,6 +22,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Sluice } from '../../engine/runtime.js';
+import { SluiceError } from '../../engine/errors.js';
+import { stopOnSignals } from '../../engine/signals.js';
 import { mulberry32 } from '../helpers/random.js';
 import { bidsConfig, encodeBatches, feed, makeEvents, type PipelineDef, type Payload } from '../helpers/oracle.js';
 import type { Batch } from '../../engine/schema.js';
@@ -44,8 +48,8 @@ export function crashEvents(): Batch {
   return makeEvents({ seed: 31, n, step: 3, disorder: CRASH_MOO, lateRate: 0.01, lateSpan: 20_000 });
 }
 
-export function crashConfig(dir: string): Record<string, unknown> {
-  return bidsConfig({ dir, threads: 2, pipelines: CRASH_PIPELINES, ack: 'durable', maxOutOfOrder: `${CRASH_MOO}ms`, storage: { checkpoint: { every: '100ms' } } });
+export function crashConfig(dir: string, ack: 'durable' | 'accepted' = 'durable'): Record<string, unknown> {
+  return bidsConfig({ dir, threads: 2, pipelines: CRASH_PIPELINES, ack, maxOutOfOrder: `${CRASH_MOO}ms`, storage: { checkpoint: { every: '100ms' } } });
 }
 
 /** The payloads of batches from..CRASH_BATCHES (1-based), Arrow and MessagePack alternating, encoded as they are sent. */
@@ -58,24 +62,37 @@ function* payloadsFrom(events: Batch, from: number): Generator<Payload> {
   }
 }
 
-async function main(dir: string, mode: 'loop' | 'final'): Promise<void> {
-  if (mode === 'loop') setTimeout(() => process.exit(3), 60_000).unref();
+type Mode = 'loop' | 'final' | 'term';
+
+async function main(dir: string, mode: Mode): Promise<void> {
+  if (mode !== 'final') setTimeout(() => process.exit(3), 60_000).unref();
   const events = crashEvents();
-  const engine = await Sluice.open(crashConfig(dir));
+  const engine = await Sluice.open(crashConfig(dir, mode === 'term' ? 'accepted' : 'durable'));
+  if (mode === 'term') {
+    stopOnSignals(() => engine.close(), {
+      onStopped: (err) => process.stdout.write(err === null ? 'stopped\n' : `stop failed ${String(err)}\n`),
+    });
+  }
   // open() replayed the log: the state now holds every logged batch, and a commit reports it
   const positions = await engine.checkpoint();
   const seq = positions['bids']?.seq ?? 0;
   process.stdout.write(`ready ${seq}\n`);
   let mismatch: string | null = null;
-  await feed(engine, 'bids', payloadsFrom(events, seq + 1), {
-    maxOutstanding: 16,
-    onAck: (r, index) => {
-      if (r.seq !== seq + 1 + index) mismatch ??= `batch ${seq + 1 + index} was given seq ${r.seq}`;
-      process.stdout.write(`ack ${r.seq}\n`);
-    },
-  });
+  try {
+    await feed(engine, 'bids', payloadsFrom(events, seq + 1), {
+      maxOutstanding: 16,
+      onAck: (r, index) => {
+        if (r.seq !== seq + 1 + index) mismatch ??= `batch ${seq + 1 + index} was given seq ${r.seq}`;
+        process.stdout.write(`ack ${r.seq}\n`);
+      },
+    });
+  } catch (err) {
+    // a signal closed the engine under us: the handler exits when the stop is done
+    if (mode === 'term' && err instanceof SluiceError && err.code === 'SLUICE_SHUTTING_DOWN') await new Promise(() => {});
+    throw err;
+  }
   if (mismatch !== null) throw new Error(mismatch);
-  if (mode === 'loop') {
+  if (mode !== 'final') {
     // everything is in: wait to be killed
     await new Promise(() => {});
   }
@@ -86,8 +103,8 @@ async function main(dir: string, mode: 'loop' | 'final'): Promise<void> {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [dir, mode] = process.argv.slice(2);
-  if (dir === undefined || (mode !== 'loop' && mode !== 'final')) {
-    process.stderr.write('usage: crash-child.js DIR loop|final\n');
+  if (dir === undefined || (mode !== 'loop' && mode !== 'final' && mode !== 'term')) {
+    process.stderr.write('usage: crash-child.js DIR loop|final|term\n');
     process.exit(2);
   }
   main(dir, mode).catch((err: unknown) => {

@@ -189,6 +189,15 @@ const serverSchema = strict('server', {
   idleTimeout: serverIdleTimeout.prefault('120s'),
   credits: int(1, 1024).default(16),
   auth: authSchema.optional(),
+  /** POST /v1/sql and the REST results route */
+  sql: strict('server.sql', {
+    maxRows: int(1, 100_000_000).default(100_000),
+    timeout: duration(1).prefault('30s'),
+  }).prefault({}),
+  /** WebSocket subscribers: result bytes a subscriber may leave unread before it is closed with 1013 */
+  subscribe: strict('server.subscribe', {
+    maxBuffered: size(1024, 2 ** 30, '1KiB and 1GiB').prefault('16MiB'),
+  }).prefault({}),
 });
 
 const storageSchema = strict('storage', {

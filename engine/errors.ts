@@ -70,6 +70,11 @@ export const ErrorCodes = Object.freeze({
   STORAGE_QUERY: def('SLUICE_STORAGE_QUERY', 400, 'user', false,
     'DuckDB rejected a SQL query: syntax error, unknown table or column, bad parameter or type mismatch.'),
 
+  SQL_NOT_READ_ONLY: def('SLUICE_SQL_NOT_READ_ONLY', 400, 'user', false,
+    'POST /v1/sql runs one read-only statement: SELECT, WITH, FROM, VALUES, TABLE, EXPLAIN, DESCRIBE, SHOW or SUMMARIZE (DuckDB\'s statement type is checked, and it runs in a read-only transaction); anything else, or several statements, is refused.'),
+  SQL_TIMEOUT: def('SLUICE_SQL_TIMEOUT', 400, 'user', false,
+    'The query ran longer than server.sql.timeout and was interrupted.'),
+
   // --- durable ingest log (ack: durable) --------------------------------------------------------
   WAL_IO: def('SLUICE_WAL_IO', 503, 'external', true,
     'The durable ingest log could not write or fsync a batch; it was not acknowledged. After a failed fsync the log refuses every further batch until restart.'),
@@ -89,6 +94,26 @@ export const ErrorCodes = Object.freeze({
     'The engine is stopping and accepts no more batches.'),
   ENGINE_FAILED: def('SLUICE_ENGINE_FAILED', 500, 'internal', false,
     'The engine stopped after a failure it cannot recover from (e.g. the DuckDB file could not be written); restart it — state and results are intact up to the last commit.'),
+
+  // --- server (HTTP and WebSocket routes) --------------------------------------------------------
+  UNAUTHORIZED: def('SLUICE_UNAUTHORIZED', 401, 'user', false,
+    'A /v1 route was called without a bearer token, or with one that server.auth.tokens does not list.'),
+  NOT_FOUND: def('SLUICE_NOT_FOUND', 404, 'user', false,
+    'No route matches the method and path.'),
+  METHOD_NOT_ALLOWED: def('SLUICE_METHOD_NOT_ALLOWED', 405, 'user', false,
+    'The path exists but not for this method; the Allow header lists the methods it takes.'),
+  UNKNOWN_PIPELINE: def('SLUICE_UNKNOWN_PIPELINE', 404, 'user', false,
+    'The route names a pipeline the configuration does not declare.'),
+  BAD_REQUEST: def('SLUICE_BAD_REQUEST', 400, 'user', false,
+    'The request is malformed: a JSON body that does not parse or lacks a field, or a query parameter with a bad value.'),
+  UNSUPPORTED_MEDIA_TYPE: def('SLUICE_UNSUPPORTED_MEDIA_TYPE', 415, 'user', false,
+    'The Content-Type of an ingest or SQL request is not one the route accepts.'),
+  CREDITS_EXCEEDED: def('SLUICE_CREDITS_EXCEEDED', 400, 'user', false,
+    'A WebSocket ingest client sent more batches than its credits allow without waiting for acks; the connection is closed with 1008.'),
+  SUBSCRIBER_TOO_SLOW: def('SLUICE_SUBSCRIBER_TOO_SLOW', 503, 'external', true,
+    'A subscriber did not read window results fast enough (more than server.subscribe.maxBuffered unsent); the connection is closed with 1013.'),
+  NOT_READY: def('SLUICE_NOT_READY', 503, 'external', true,
+    '/readyz: the engine is not (or no longer) able to take batches — starting, stopping, or failed.'),
 
   // --- internal ------------------------------------------------------------------------------
   INTERNAL: def('SLUICE_INTERNAL', 500, 'internal', true,

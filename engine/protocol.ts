@@ -13,6 +13,7 @@
 
 import type { BatchFormat } from '../native-free-kernels/decode.js';
 import type { WindowResult } from './window-state.js';
+import type { QueryOptions } from './storage.js';
 
 /** One received batch inside a task: where its bytes are, and its place in the stream. */
 export interface TaskPiece {
@@ -54,7 +55,8 @@ export interface TaskOutput {
   readonly maxEventTime: number;
   /** rows accepted (batches that decoded) */
   readonly rows: number;
-  readonly partials: readonly { readonly pipeline: string; readonly buffer: ArrayBuffer }[];
+  /** per pipeline: the partial aggregate, and the rows that passed its filter (on time or late) */
+  readonly partials: readonly { readonly pipeline: string; readonly buffer: ArrayBuffer; readonly rows: number }[];
   readonly late: readonly { readonly pipeline: string; readonly buffer: ArrayBuffer; readonly count: number }[];
   /** every accepted row, for streams with `archive: true` */
   readonly archive: ArrayBuffer | null;
@@ -84,7 +86,7 @@ export type ToState =
   | { readonly kind: 'idle'; readonly stream: string; readonly t: number; readonly maxEventTime: number }
   | { readonly kind: 'flush'; readonly id: number }
   | { readonly kind: 'checkpoint'; readonly id: number }
-  | { readonly kind: 'query'; readonly id: number; readonly sql: string; readonly params: readonly unknown[] }
+  | { readonly kind: 'query'; readonly id: number; readonly sql: string; readonly params: readonly unknown[]; readonly opts: QueryOptions }
   | { readonly kind: 'subscribe'; readonly on: boolean }
   | { readonly kind: 'close'; readonly id: number };
 

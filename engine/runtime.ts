@@ -42,22 +42,30 @@ export interface IngestResult {
   readonly rows: number;
 }
 
-export interface QueryResult {
-  readonly columns: { name: string; type: string }[];
-  readonly rows: unknown[][];
-}
+import type { QueryOptions, QueryResult } from './storage.js';
+
+export type { QueryResult, QueryOptions };
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 export interface OpenOptions {
   /** structured log records (the server passes pino); default: nothing is logged */
   readonly log?: LogFn;
+  /** measurements the server turns into histograms (DESIGN.md A8), called on the main thread */
+  readonly observe?: {
+    /** a batch was acknowledged: ms from ingest() to processed */
+    readonly batchLatency?: (ms: number) => void;
+    /** a commit (results, late rows, archive, checkpoint in one transaction) took ms */
+    readonly commit?: (ms: number) => void;
+  };
 }
 
 /** Counters the server exports as metrics (DESIGN.md A8). */
 export interface EngineStats {
   ingestEvents: Record<string, number>;
   ingestBytes: Record<string, number>;
+  /** per pipeline: events that passed its filter (on time or late) */
+  pipelineEvents: Record<string, number>;
   batchesRejected: Record<string, Record<string, number>>;
   windowsEmitted: Record<string, number>;
   lateEvents: Record<string, number>;
@@ -121,6 +129,7 @@ const TEST_FAULT_HEAP_MB = 256;
 export class Sluice extends EventEmitter {
   readonly config: SluiceConfig;
   private readonly log: LogFn;
+  private readonly observe: NonNullable<OpenOptions['observe']>;
   private readonly arena: SlabArena;
   private readonly pool: Piscina;
   private readonly stateWorker: Worker;
@@ -143,6 +152,7 @@ export class Sluice extends EventEmitter {
     super();
     this.config = config;
     this.log = opts.log ?? (() => {});
+    this.observe = opts.observe ?? {};
     this.stateWorker = stateWorker;
     this.wal = wal;
     const threads = resolveWorkerThreads(config.workers.threads);
@@ -169,7 +179,7 @@ export class Sluice extends EventEmitter {
       },
     });
     this.stats = {
-      ingestEvents: {}, ingestBytes: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
+      ingestEvents: {}, ingestBytes: {}, pipelineEvents: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
       workerFailures: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
       stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions }, batchLatencyMs: [],
     };
@@ -194,6 +204,7 @@ export class Sluice extends EventEmitter {
     for (const name of Object.keys(config.pipelines)) {
       this.stats.windowsEmitted[name] = 0;
       this.stats.lateEvents[name] = 0;
+      this.stats.pipelineEvents[name] = 0;
     }
     this.idleTimer = Number.isFinite(minIdle) ? setInterval(() => this.checkIdle(), Math.max(50, Math.floor(minIdle / 4))) : null;
     this.idleTimer?.unref();
@@ -443,6 +454,7 @@ export class Sluice extends EventEmitter {
         p.done?.resolve({ seq: p.seq, rows: o.rows });
       }
     });
+    for (const x of r.partials) this.stats.pipelineEvents[x.pipeline] = (this.stats.pipelineEvents[x.pipeline] ?? 0) + x.rows;
     const buffers: ArrayBuffer[] = [...r.partials.map((x) => x.buffer), ...r.late.map((x) => x.buffer)];
     if (r.archive !== null) buffers.push(r.archive);
     this.stateBacklog += buffers.reduce((n, b) => n + b.byteLength, 0);
@@ -480,6 +492,7 @@ export class Sluice extends EventEmitter {
     const a = this.stats.batchLatencyMs;
     if (a.length >= LATENCY_SAMPLES) a.shift();
     a.push(ms);
+    this.observe.batchLatency?.(ms);
   }
 
   /** A stream without data for idleTimeout: its event-time clock runs on with the wall clock. */
@@ -541,10 +554,13 @@ export class Sluice extends EventEmitter {
     return (await this.request({ kind: 'checkpoint', id: this.nextId++ })) as Record<string, StreamPosition>;
   }
 
-  /** Run SQL against the DuckDB file (no read-only check here: the server adds one). */
-  async query(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+  /**
+   * Run SQL against the DuckDB file; it sees committed data. Without options any statement runs
+   * (the embedding program is trusted); the server passes `readOnly`, `maxRows` and `timeoutMs`.
+   */
+  async query(sql: string, params: readonly unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.checkOpen();
-    return (await this.request({ kind: 'query', id: this.nextId++, sql, params })) as QueryResult;
+    return (await this.request({ kind: 'query', id: this.nextId++, sql, params, opts })) as QueryResult;
   }
 
   /** Graceful stop: refuse new batches, process what was received, checkpoint, close. */
@@ -577,6 +593,13 @@ export class Sluice extends EventEmitter {
       stateBacklogBytes: this.stateBacklog,
       batchLatencyMs: [...this.stats.batchLatencyMs],
     };
+  }
+
+  /** 'failed' after a fatal error (see the 'fatal' event); 'closing' from close() until it is done */
+  get status(): 'open' | 'closing' | 'closed' | 'failed' {
+    if (this.fatal !== null) return 'failed';
+    if (this.closed) return 'closed';
+    return this.closing ? 'closing' : 'open';
   }
 
   /** true when ingest would push back right now */
@@ -619,6 +642,7 @@ export class Sluice extends EventEmitter {
         return;
       case 'committed':
         this.stats.committed = { ...m.positions };
+        this.observe.commit?.(m.ms);
         for (const [p, n] of Object.entries(m.windows)) this.stats.windowsEmitted[p] = (this.stats.windowsEmitted[p] ?? 0) + n;
         for (const [p, n] of Object.entries(m.late)) this.stats.lateEvents[p] = (this.stats.lateEvents[p] ?? 0) + n;
         if (this.wal !== null) {

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
         send({ kind: 'reply', id: msg.id, value: core.positions() });
         return;
       case 'query':
-        send({ kind: 'reply', id: msg.id, value: await storage.query(msg.sql, msg.params) });
+        send({ kind: 'reply', id: msg.id, value: await storage.query(msg.sql, msg.params, msg.opts) });
         return;
       case 'subscribe':
         subscribed = msg.on;

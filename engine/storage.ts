@@ -41,6 +41,8 @@ import {
   blobValue,
   type DuckDBAppender,
   type DuckDBConnection,
+  type DuckDBPreparedStatement,
+  type DuckDBResultReader,
   type DuckDBValue,
   type DuckDBValueConverter,
   type Json,
@@ -54,6 +56,7 @@ import type { WindowResult } from './window-state.js';
 import { ChunkWriter, SQL_TYPE_OF, type AppendColumn, type SqlType } from './duckdb-append.js';
 import { collectRanges, exportRange, quoteIdent, quoteString, type ExportSource } from './parquet-export.js';
 import { formatDuration } from './units.js';
+import { firstKeyword, READ_ONLY_KEYWORDS, READ_ONLY_STATEMENT_TYPES, statementTypeName } from './sql-guard.js';
 import { parseExpression } from '../native-free-kernels/expression/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -94,8 +97,25 @@ export interface StoredCheckpoint extends CheckpointData {
 }
 
 export interface QueryResult {
-  columns: { name: string; type: string }[];
-  rows: Json[][];
+  readonly columns: { name: string; type: string }[];
+  readonly rows: Json[][];
+  /** set when QueryOptions.maxRows cut the result short */
+  readonly truncated?: boolean;
+}
+
+/** How query() runs a statement. Without options it runs whatever it is given. */
+export interface QueryOptions {
+  /**
+   * Refuse anything but one read-only statement: DuckDB's statement type for the prepared
+   * statement must be SELECT or EXPLAIN, the text must start with SELECT / WITH / FROM / VALUES /
+   * TABLE / EXPLAIN / DESCRIBE / SHOW / SUMMARIZE (PRAGMA and CALL can prepare as SELECT), and it
+   * runs inside a READ ONLY transaction that is rolled back. SLUICE_SQL_NOT_READ_ONLY otherwise.
+   */
+  readonly readOnly?: boolean;
+  /** stop reading after this many rows and set `truncated` */
+  readonly maxRows?: number;
+  /** interrupt the query after this many ms (SLUICE_SQL_TIMEOUT) */
+  readonly timeoutMs?: number;
 }
 
 /** Where storage reports what it did at open (pino's logger fits). */
@@ -412,6 +432,31 @@ function openError(file: string, err: unknown): SluiceError {
       `${file} is in use by another process${pid === null ? '' : ` (PID ${pid[1]})`}: stop it, or give this instance its own storage.dir. DuckDB: ${msg}`, err);
   }
   return sluiceError('STORAGE_IO', `cannot open ${file}: ${msg}`, err);
+}
+
+/**
+ * Prepare the one statement of `sql` if it only reads (engine/sql-guard.ts explains the checks);
+ * SLUICE_SQL_NOT_READ_ONLY otherwise.
+ */
+async function prepareReadOnly(conn: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+  const extracted = await conn.extractStatements(sql).catch((err: unknown) => {
+    throw queryError(err);
+  });
+  if (extracted.count !== 1) {
+    throw sluiceError('SQL_NOT_READ_ONLY', extracted.count === 0 ? 'no SQL statement in the request' : `one statement per request, got ${extracted.count}`);
+  }
+  const prepared = await extracted.prepare(0).catch((err: unknown) => {
+    throw queryError(err);
+  });
+  const type = prepared.statementType;
+  if (!READ_ONLY_STATEMENT_TYPES.has(type)) {
+    throw sluiceError('SQL_NOT_READ_ONLY', `${statementTypeName(type)} statements are not allowed: only SELECT, WITH, EXPLAIN, DESCRIBE, SHOW and SUMMARIZE`);
+  }
+  const keyword = firstKeyword(sql);
+  if (!READ_ONLY_KEYWORDS.has(keyword)) {
+    throw sluiceError('SQL_NOT_READ_ONLY', `${keyword === '' ? 'this statement' : `${keyword} statements`} are not allowed: only SELECT, WITH, EXPLAIN, DESCRIBE, SHOW and SUMMARIZE`);
+  }
+  return prepared;
 }
 
 /** A DuckDB error from a user query: the query's fault unless DuckDB says I/O or memory. */
@@ -895,29 +940,54 @@ export class Storage {
   /**
    * Run SQL on its own connection (it sees committed data only). Positional parameters `$1`…
    * Values come back JSON-ready: integers beyond ±(2^53 − 1) as strings, TIMESTAMP as ISO-8601
-   * UTC text, NaN and infinities as strings (docs/storage.md). The server adds read-only checks
-   * and limits on top; this method runs whatever it is given.
+   * UTC text, NaN and infinities as strings (docs/storage.md). Without options it runs whatever it
+   * is given; the server passes `readOnly`, `maxRows` and `timeoutMs` (QueryOptions).
    */
-  async query(sql: string, params: readonly unknown[] = []): Promise<QueryResult> {
+  async query(sql: string, params: readonly unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.assertOpen();
-    const run = this.queryNow(sql, params);
+    const run = this.queryNow(sql, params, opts);
     const tracked = run.catch(() => undefined);
     this.queries.add(tracked);
     void tracked.then(() => this.queries.delete(tracked));
     return run;
   }
 
-  private async queryNow(sql: string, params: readonly unknown[]): Promise<QueryResult> {
+  private async queryNow(sql: string, params: readonly unknown[], opts: QueryOptions): Promise<QueryResult> {
     const values = params.map(paramValue);
     const conn = await this.instance.connect();
+    let timedOut = false;
+    const timer = opts.timeoutMs === undefined ? null : setTimeout(() => {
+      timedOut = true;
+      conn.interrupt();
+    }, opts.timeoutMs);
+    let inTransaction = false;
     try {
-      const reader = await conn.runAndReadAll(sql, values);
+      let reader: DuckDBResultReader;
+      if (opts.readOnly === true) {
+        const prepared = await prepareReadOnly(conn, sql);
+        prepared.bind(values);
+        await conn.run('BEGIN TRANSACTION READ ONLY');
+        inTransaction = true;
+        reader = opts.maxRows === undefined ? await prepared.streamAndReadAll() : await prepared.streamAndReadUntil(opts.maxRows + 1);
+      } else {
+        reader = opts.maxRows === undefined ? await conn.runAndReadAll(sql, values) : await conn.streamAndReadUntil(sql, opts.maxRows + 1, values);
+      }
       const columns: { name: string; type: string }[] = [];
       for (let i = 0; i < reader.columnCount; i++) columns.push({ name: reader.columnName(i), type: String(reader.columnType(i)) });
-      return { columns, rows: reader.convertRows(jsonValue) };
+      const rows = reader.convertRows(jsonValue);
+      if (opts.maxRows !== undefined && rows.length > opts.maxRows) return { columns, rows: rows.slice(0, opts.maxRows), truncated: true };
+      return { columns, rows };
     } catch (err) {
+      if (timedOut && /interrupt/i.test(messageOf(err))) {
+        throw sluiceError('SQL_TIMEOUT', `the query was interrupted after ${formatDuration(opts.timeoutMs ?? 0)} (server.sql.timeout)`, err);
+      }
+      if (opts.readOnly === true && /read-only mode/i.test(messageOf(err))) {
+        throw sluiceError('SQL_NOT_READ_ONLY', `the statement tried to write: ${messageOf(err)}`, err);
+      }
       throw queryError(err);
     } finally {
+      if (timer !== null) clearTimeout(timer);
+      if (inTransaction) await conn.run('ROLLBACK').catch(() => undefined);
       conn.closeSync();
     }
   }

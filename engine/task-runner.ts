@@ -80,7 +80,7 @@ export class TaskRunner {
     const maxEventTime = Math.max(before, batchMax);
     chain.publish(task.t, maxEventTime);
 
-    const partials: { pipeline: string; buffer: ArrayBuffer }[] = [];
+    const partials: { pipeline: string; buffer: ArrayBuffer; rows: number }[] = [];
     const late: { pipeline: string; buffer: ArrayBuffer; count: number }[] = [];
     let archive: ArrayBuffer | null = null;
     const seqFirst = task.pieces[0]!.seq;
@@ -89,8 +89,8 @@ export class TaskRunner {
       // 4. every pipeline of the stream over the same decoded batch
       for (const p of s.pipelines) {
         const partial = p.aggregator.run(batch, seqFirst, wm);
-        partials.push({ pipeline: p.plan.name, buffer: serializePartial(partial) });
         const a = p.aggregator;
+        partials.push({ pipeline: p.plan.name, buffer: serializePartial(partial), rows: a.passed });
         if (a.lateCount > 0) {
           const reasons = lateReasons(p.plan, a.lateRows, a.lateInfo, a.lateCount, wm.wm, ts);
           late.push({ pipeline: p.plan.name, buffer: serializeRows(batch, a.lateRows, a.lateCount, reasons), count: a.lateCount });

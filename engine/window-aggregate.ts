@@ -68,6 +68,8 @@ export class WindowAggregator {
   lateRows = new Int32Array(64);
   lateInfo = new Float64Array(64);
   lateCount = 0;
+  /** rows of the last run() that passed the filter (on time or late) */
+  passed = 0;
 
   constructor(plan: PipelinePlan) {
     this.plan = plan;
@@ -109,6 +111,7 @@ export class WindowAggregator {
       m = n;
       rows = this.identity;
     }
+    this.passed = m;
     // event-time bounds over every row (filtered-out events still advance event time)
     let minT = Infinity;
     let maxT = -Infinity;

@@ -105,7 +105,10 @@ function assertProblem(fn: () => unknown, line: string): void {
 test('defaults: an empty document gives every default and no streams', () => {
   for (const c of [parseConfig('', { env: {} }), parseConfig('{}', { env: {}, format: 'json' }), load(null), load({})]) {
     assert.deepEqual(c, {
-      server: { host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16 },
+      server: {
+        host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16,
+        sql: { maxRows: 100_000, timeout: 30_000 }, subscribe: { maxBuffered: 16 * 2 ** 20 },
+      },
       storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error' },
       workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20, heap: 2 ** 31 },
       streams: {},
@@ -148,11 +151,14 @@ test('the A2 example normalises durations, sizes and windows', () => {
 
 test('the values given in the file win over the defaults', () => {
   const c = parseConfig(`
-server: { host: 0.0.0.0, port: 0, maxPayload: 1MiB, idleTimeout: 0, credits: 4, auth: { tokens: [a, b, a] } }
+server: { host: 0.0.0.0, port: 0, maxPayload: 1MiB, idleTimeout: 0, credits: 4, auth: { tokens: [a, b, a] }, sql: { maxRows: 10, timeout: 2s }, subscribe: { maxBuffered: 1MiB } }
 storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1s } }
 workers: { threads: 3 }
 ${BASE_YAML}`, { env: {} });
-  assert.deepEqual(c.server, { host: '0.0.0.0', port: 0, maxPayload: 2 ** 20, idleTimeout: 0, credits: 4, auth: { tokens: ['a', 'b'] } });
+  assert.deepEqual(c.server, {
+    host: '0.0.0.0', port: 0, maxPayload: 2 ** 20, idleTimeout: 0, credits: 4, auth: { tokens: ['a', 'b'] },
+    sql: { maxRows: 10, timeout: 2_000 }, subscribe: { maxBuffered: 2 ** 20 },
+  });
   assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error' });
   assert.equal(c.workers.threads, 3);
 });

@@ -1,0 +1,149 @@
+/**
+ * Responses and request bodies over uWebSockets.js, following its rules (DESIGN.md B5):
+ *
+ * - A response that is not finished inside the route handler needs `onAborted`, or the process
+ *   aborts when the client goes away: every handler wraps its response in a Reply first thing,
+ *   which attaches it and remembers the abort.
+ * - Writes after the handler returned (after an await) must be corked: Reply corks every write.
+ * - A body chunk is only valid inside `onData`: readBody copies each chunk as it arrives.
+ * - `req` is only valid during the handler call: read headers and parameters before any await.
+ */
+
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { asSluiceError, sluiceError, type SluiceError } from '../engine/errors.js';
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: 'OK', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed',
+  408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
+}
+
+export type Headers = Readonly<Record<string, string>>;
+
+/** One HTTP response: safe to finish from any later tick, and only once. */
+export class Reply {
+  aborted = false;
+  finished = false;
+  private readonly abortHandlers: (() => void)[] = [];
+
+  constructor(readonly res: HttpResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+      for (const h of this.abortHandlers) h();
+    });
+  }
+
+  /** true when nothing can be written any more (the client left, or we answered) */
+  get closed(): boolean {
+    return this.aborted || this.finished;
+  }
+
+  onAbort(handler: () => void): void {
+    this.abortHandlers.push(handler);
+  }
+
+  /** `closeConnection`: answer and close, e.g. when the body was not read. */
+  send(status: number, contentType: string, body: string | Uint8Array, headers: Headers = {}, closeConnection = false): void {
+    if (this.closed) return;
+    this.finished = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      this.res.end(body, closeConnection);
+    });
+  }
+
+  json(status: number, body: unknown, headers: Headers = {}, closeConnection = false): void {
+    this.send(status, 'application/json', JSON.stringify(body), headers, closeConnection);
+  }
+
+  /** `{"error": {"code", "message"}}` with the catalogued status; Retry-After on overload. */
+  error(err: unknown, closeConnection = false): SluiceError {
+    const e = asSluiceError(err);
+    const headers: Record<string, string> = {};
+    if (e.status === 503 || e.status === 429) headers['Retry-After'] = '1';
+    if (e.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="sluice"';
+    this.json(e.status, { error: e.toJSON() }, headers, closeConnection);
+    return e;
+  }
+}
+
+/** The request's facts a handler needs after it returns (req dies with the handler call). */
+export interface RequestInfo {
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  readonly contentType: string;
+  readonly contentLength: number | null;
+  readonly accept: string;
+  readonly authorization: string;
+}
+
+export function requestInfo(req: HttpRequest): RequestInfo {
+  const len = req.getHeader('content-length');
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    contentType: req.getHeader('content-type'),
+    contentLength: len === '' || !/^\d+$/.test(len) ? null : Number(len),
+    accept: req.getHeader('accept'),
+    authorization: req.getHeader('authorization'),
+  };
+}
+
+/** `application/json; charset=utf-8` → `application/json` */
+export function mediaType(contentType: string): string {
+  const semi = contentType.indexOf(';');
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+/**
+ * Read the whole body, copying each chunk (uWS neuters it after onData returns). Rejects with
+ * SLUICE_PAYLOAD_TOO_LARGE past `limit` bytes — before reading when Content-Length says so —
+ * and never settles when the client aborts (the Reply knows; nothing is left to answer).
+ */
+export function readBody(reply: Reply, info: RequestInfo, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    if (info.contentLength !== null && info.contentLength > limit) {
+      reject(tooLarge(info.contentLength, limit));
+      return;
+    }
+    let buf = new Uint8Array(info.contentLength ?? 64 * 1024);
+    let n = 0;
+    let failed = false;
+    reply.res.onData((chunk, isLast) => {
+      if (failed) return;
+      const bytes = new Uint8Array(chunk);
+      if (n + bytes.length > limit) {
+        failed = true;
+        reject(tooLarge(n + bytes.length, limit));
+        return;
+      }
+      if (n + bytes.length > buf.length) {
+        const grown = new Uint8Array(Math.min(limit, Math.max(buf.length * 2, n + bytes.length)));
+        grown.set(buf.subarray(0, n));
+        buf = grown;
+      }
+      buf.set(bytes, n);
+      n += bytes.length;
+      if (isLast) resolve(n === buf.length ? buf : buf.subarray(0, n));
+    });
+  });
+}
+
+function tooLarge(bytes: number, limit: number): SluiceError {
+  return sluiceError('PAYLOAD_TOO_LARGE', `request body of ${bytes} bytes exceeds server.maxPayload (${limit} bytes)`);
+}
+
+/** Parse `a=1&b=2` into decoded pairs, keeping repeated keys in order. */
+export function parseQuery(query: string): [string, string][] {
+  if (query === '') return [];
+  const out: [string, string][] = [];
+  for (const [k, v] of new URLSearchParams(query)) out.push([k, v]);
+  return out;
+}

@@ -1,0 +1,264 @@
+/**
+ * The JSON routes of DESIGN.md A4 besides ingest: health, readiness, metrics, what is
+ * configured (with live counters), SQL, the REST read of a result table, and flush.
+ * Every /v1 route checks the bearer token first.
+ */
+
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { WindowSpec } from '../engine/config.js';
+import { asSluiceError, sluiceError, SluiceError } from '../engine/errors.js';
+import { quoteIdent } from '../engine/parquet-export.js';
+import { formatDuration } from '../engine/units.js';
+import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
+import type { ServerContext } from './context.js';
+import { mediaType, parseQuery, readBody, Reply, requestInfo, type RequestInfo } from './http.js';
+import { queryResultArrow } from './sql-arrow.js';
+
+export type Handler = (res: HttpResponse, req: HttpRequest) => void;
+
+const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
+
+/** A /v1 route: Reply, request facts and the token check done before `handle` runs. */
+export function v1(ctx: ServerContext, handle: (reply: Reply, info: RequestInfo, req: HttpRequest) => void): Handler {
+  return (res, req) => {
+    const reply = new Reply(res);
+    const info = requestInfo(req);
+    const denied = ctx.auth.check(info.authorization, req.getQuery('token') ?? '');
+    if (denied !== null) {
+      reply.error(denied);
+      return;
+    }
+    try {
+      handle(reply, info, req);
+    } catch (err) {
+      reply.error(err);
+    }
+  };
+}
+
+function iso(ms: number): string | null {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+function windowForm(w: WindowSpec): Record<string, unknown> {
+  switch (w.kind) {
+    case 'tumbling': return { tumbling: formatDuration(w.size) };
+    case 'hopping': return { hopping: { size: formatDuration(w.size), slide: formatDuration(w.slide) } };
+    case 'session': return { session: { gap: formatDuration(w.gap) } };
+  }
+}
+
+// --- health ----------------------------------------------------------------------------------
+
+export function healthz(ctx: ServerContext): Handler {
+  return (res) => {
+    const reply = new Reply(res);
+    // liveness: a failed engine needs a restart; everything else is alive
+    if (ctx.engine.status === 'failed') reply.json(503, { status: 'failed' });
+    else reply.json(200, { status: 'ok' });
+  };
+}
+
+export function readyz(ctx: ServerContext): Handler {
+  return (res) => {
+    const reply = new Reply(res);
+    const status = ctx.engine.status;
+    if (status === 'open' && !ctx.stopping) {
+      reply.json(200, { status: 'ready' });
+      return;
+    }
+    const why = status === 'failed' ? 'the engine failed: see the log, then restart' : 'the server is stopping';
+    reply.error(sluiceError('NOT_READY', why));
+  };
+}
+
+export function metrics(ctx: ServerContext): Handler {
+  return (res) => {
+    const reply = new Reply(res);
+    ctx.metrics.text().then(
+      (text) => reply.send(200, ctx.metrics.contentType, text),
+      (err: unknown) => reply.error(err),
+    );
+  };
+}
+
+// --- what is configured ------------------------------------------------------------------------
+
+export function streams(ctx: ServerContext): Handler {
+  return v1(ctx, (reply) => {
+    const s = ctx.engine.snapshot();
+    const out = Object.entries(ctx.config.streams).map(([name, cfg]) => ({
+      name,
+      schema: { ...cfg.schema },
+      eventTime: { column: cfg.eventTime.column, maxOutOfOrder: formatDuration(cfg.eventTime.maxOutOfOrder), idleTimeout: formatDuration(cfg.eventTime.idleTimeout) },
+      archive: cfg.archive,
+      ack: cfg.ack,
+      pipelines: Object.entries(ctx.config.pipelines).filter(([, p]) => p.from === name).map(([p]) => p),
+      events: s.ingestEvents[name] ?? 0,
+      bytes: s.ingestBytes[name] ?? 0,
+      batchesRejected: { ...s.batchesRejected[name] },
+      maxEventTime: iso(s.maxEventTime[name] ?? -Infinity),
+      watermark: iso(s.watermark[name] ?? -Infinity),
+      committedSeq: s.committed[name]?.seq ?? 0,
+    }));
+    reply.json(200, { streams: out });
+  });
+}
+
+export function pipelines(ctx: ServerContext): Handler {
+  return v1(ctx, (reply) => {
+    const s = ctx.engine.snapshot();
+    const out = Object.entries(ctx.config.pipelines).map(([name, p]) => ({
+      name,
+      from: p.from,
+      where: p.where ?? null,
+      window: windowForm(p.window),
+      groupBy: [...p.groupBy],
+      select: { ...p.select },
+      lateness: formatDuration(p.lateness),
+      table: name,
+      lateTable: `${name}__late`,
+      events: s.pipelineEvents[name] ?? 0,
+      lateEvents: s.lateEvents[name] ?? 0,
+      windowsEmitted: s.windowsEmitted[name] ?? 0,
+    }));
+    reply.json(200, { pipelines: out });
+  });
+}
+
+// --- SQL ---------------------------------------------------------------------------------------
+
+/** Bodies the SQL route reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
+const SQL_BODY_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded', '']);
+const SQL_BODY_LIMIT = 1 << 20;
+
+export function sql(ctx: ServerContext): Handler {
+  return v1(ctx, (reply, info) => {
+    if (!SQL_BODY_TYPES.has(mediaType(info.contentType))) {
+      reply.error(sluiceError('UNSUPPORTED_MEDIA_TYPE', `send the query as application/json {"sql": "...", "params": [...]}, not ${info.contentType}`), true);
+      return;
+    }
+    const arrow = info.accept.toLowerCase().includes(ARROW_STREAM);
+    readBody(reply, info, SQL_BODY_LIMIT).then((body) => {
+      const { sql: text, params } = parseSqlBody(body);
+      return runQuery(ctx, reply, text, params, arrow);
+    }).catch((err: unknown) => reply.error(err, err instanceof SluiceError && err.code === 'SLUICE_PAYLOAD_TOO_LARGE'));
+  });
+}
+
+function parseSqlBody(body: Uint8Array): { sql: string; params: unknown[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8'));
+  } catch (err) {
+    throw sluiceError('BAD_REQUEST', `the body is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw sluiceError('BAD_REQUEST', 'expected a JSON object {"sql": "...", "params": [...]}');
+  const { sql: text, params, ...rest } = parsed as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw sluiceError('BAD_REQUEST', `unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => `"${k}"`).join(', ')}: expected "sql" and "params"`);
+  if (typeof text !== 'string' || text.trim() === '') throw sluiceError('BAD_REQUEST', '"sql" must be a non-empty string');
+  if (params !== undefined && !Array.isArray(params)) throw sluiceError('BAD_REQUEST', '"params" must be an array of positional parameters ($1, $2, ...)');
+  return { sql: text, params: params ?? [] };
+}
+
+async function runQuery(ctx: ServerContext, reply: Reply, text: string, params: readonly unknown[], arrow: boolean): Promise<void> {
+  const { maxRows, timeout } = ctx.config.server.sql;
+  try {
+    const result = await ctx.engine.query(text, params, { readOnly: true, maxRows, timeoutMs: timeout });
+    ctx.metrics.sqlQueries.inc({ outcome: 'ok' });
+    const headers: Record<string, string> = result.truncated === true ? { 'Sluice-Truncated': 'true' } : {};
+    if (arrow) reply.send(200, ARROW_STREAM, queryResultArrow(result), headers);
+    else reply.json(200, result.truncated === true ? { columns: result.columns, rows: result.rows, truncated: true } : { columns: result.columns, rows: result.rows }, headers);
+  } catch (err) {
+    const e = asSluiceError(err);
+    ctx.metrics.sqlQueries.inc({ outcome: e.code });
+    reply.error(e);
+  }
+}
+
+// --- REST results --------------------------------------------------------------------------------
+
+/** `?from=` / `?to=`: ISO-8601 or ms since the epoch */
+function timeParam(name: string, v: string): number {
+  const ms = /^-?\d+$/.test(v) ? Number(v) : parseIsoTimestamp(v);
+  if (!Number.isFinite(ms)) throw sluiceError('BAD_REQUEST', `${name}: expected an ISO-8601 timestamp or ms since the epoch, got '${v}'`);
+  return ms;
+}
+
+function countParam(name: string, v: string, max: number): number {
+  if (!/^\d+$/.test(v) || Number(v) > max) throw sluiceError('BAD_REQUEST', `${name}: expected an integer from 0 to ${max}, got '${v}'`);
+  return Number(v);
+}
+
+/**
+ * `GET /v1/pipelines/{name}/results?from=&to=&limit=&offset=&<groupByCol>=`: rows with
+ * from ≤ window_start < to and the given group keys, ordered by window and keys.
+ */
+export function results(ctx: ServerContext): Handler {
+  return v1(ctx, (reply, info, req) => {
+    const name = req.getParameter(0);
+    if (!Object.hasOwn(ctx.config.pipelines, name)) {
+      throw sluiceError('UNKNOWN_PIPELINE', `no pipeline named '${name}' (pipelines: ${Object.keys(ctx.config.pipelines).join(', ') || 'none'})`);
+    }
+    const p = ctx.config.pipelines[name]!;
+    const schema = ctx.config.streams[p.from]!.schema;
+    const { maxRows } = ctx.config.server.sql;
+    const where: string[] = [];
+    const params: (string | number | boolean)[] = [];
+    let limit = maxRows;
+    let offset = 0;
+    for (const [k, v] of parseQuery(info.query)) {
+      if (k === 'from' || k === 'to') {
+        params.push(timeParam(k, v));
+        where.push(`window_start ${k === 'from' ? '>=' : '<'} make_timestamp_ms($${params.length}::BIGINT)`);
+      } else if (k === 'limit') {
+        limit = countParam(k, v, maxRows);
+      } else if (k === 'offset') {
+        offset = countParam(k, v, Number.MAX_SAFE_INTEGER);
+      } else if (k === 'token') {
+        // the bearer token, already checked
+      } else if (p.groupBy.includes(k)) {
+        const type = schema[k]!;
+        if (type === 'timestamp') {
+          params.push(timeParam(k, v));
+          where.push(`${quoteIdent(k)} = make_timestamp_ms($${params.length}::BIGINT)`);
+        } else {
+          params.push(v);
+          // the text is cast by DuckDB to the column's type: a bad value is a clear error
+          where.push(`${quoteIdent(k)} = $${params.length}::${SQL_CAST[type] ?? 'VARCHAR'}`);
+        }
+      } else {
+        throw sluiceError('BAD_REQUEST', `unknown query parameter '${k}': expected from, to, limit, offset${p.groupBy.length > 0 ? ` or a groupBy column (${p.groupBy.join(', ')})` : ''}`);
+      }
+    }
+    const order = ['window_start', 'window_end', ...p.groupBy.map(quoteIdent)].join(', ');
+    const text = `SELECT * FROM ${quoteIdent(name)}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}`;
+    ctx.engine.query(text, params, { timeoutMs: ctx.config.server.sql.timeout }).then(
+      (r) => {
+        ctx.metrics.sqlQueries.inc({ outcome: 'ok' });
+        reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows });
+      },
+      (err: unknown) => {
+        const e = asSluiceError(err);
+        ctx.metrics.sqlQueries.inc({ outcome: e.code });
+        // a key value DuckDB cannot cast is the request's fault
+        reply.error(e.code === 'SLUICE_STORAGE_QUERY' ? sluiceError('BAD_REQUEST', e.message) : e);
+      },
+    );
+  });
+}
+
+const SQL_CAST: Readonly<Record<string, string>> = { bool: 'BOOLEAN', int32: 'INTEGER', int64: 'BIGINT', float64: 'DOUBLE', string: 'VARCHAR' };
+
+// --- flush -------------------------------------------------------------------------------------
+
+export function flush(ctx: ServerContext): Handler {
+  return v1(ctx, (reply) => {
+    const started = performance.now();
+    ctx.engine.flush().then(
+      () => reply.json(200, { flushed: true, ms: Math.round(performance.now() - started) }),
+      (err: unknown) => reply.error(err),
+    );
+  });
+}

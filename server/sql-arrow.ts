@@ -1,0 +1,97 @@
+/**
+ * A query result (JSON-ready values, DuckDB type names) as an Arrow IPC stream, for
+ * `POST /v1/sql` with `Accept: application/vnd.apache.arrow.stream`. Results are bounded by
+ * server.sql.maxRows, so building them with apache-arrow's vector builders is fine here.
+ *
+ * DuckDB type → Arrow: BOOLEAN → Bool; TINYINT / SMALLINT / INTEGER / UTINYINT / USMALLINT →
+ * Int32; BIGINT / UINTEGER → Int64; FLOAT / DOUBLE / DECIMAL / UBIGINT / HUGEINT → Float64
+ * (sum() over BIGINT is a HUGEINT in DuckDB: a double reads naturally; cast to VARCHAR for exact
+ * digits beyond 2^53); TIMESTAMP (any unit, with or without time zone) → Timestamp[ms]; DATE →
+ * Date32; anything else → Utf8 (strings as they are, other values as JSON text).
+ */
+
+import {
+  Bool, DateDay, Float64, Int32, Int64, Table, TimestampMillisecond, Utf8, tableToIPC, vectorFromArray,
+  type DataType, type Vector,
+} from 'apache-arrow';
+import type { QueryResult } from '../engine/runtime.js';
+
+type Kind = 'bool' | 'int32' | 'int64' | 'float64' | 'timestamp' | 'date' | 'utf8';
+
+function kindOf(duckType: string): Kind {
+  const t = duckType.toUpperCase();
+  if (t === 'BOOLEAN') return 'bool';
+  if (t === 'TINYINT' || t === 'SMALLINT' || t === 'INTEGER' || t === 'UTINYINT' || t === 'USMALLINT') return 'int32';
+  if (t === 'BIGINT' || t === 'UINTEGER') return 'int64';
+  if (t === 'FLOAT' || t === 'DOUBLE' || t.startsWith('DECIMAL') || t === 'UBIGINT' || t === 'HUGEINT' || t === 'UHUGEINT') return 'float64';
+  if (t.startsWith('TIMESTAMP')) return 'timestamp';
+  if (t === 'DATE') return 'date';
+  return 'utf8';
+}
+
+function toNumber(v: unknown): number | null {
+  if (v === null) return null;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') {
+    const n = Number(v);
+    return Number.isNaN(n) && v !== 'NaN' ? null : n;
+  }
+  return null;
+}
+
+function toTime(v: unknown): number | null {
+  if (typeof v !== 'string') return typeof v === 'number' ? v : null;
+  const ms = Date.parse(v);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+function column(kind: Kind, values: unknown[]): Vector {
+  let type: DataType;
+  let data: unknown[];
+  switch (kind) {
+    case 'bool':
+      type = new Bool();
+      data = values.map((v) => (v === null ? null : Boolean(v)));
+      break;
+    case 'int32':
+      type = new Int32();
+      data = values.map(toNumber);
+      break;
+    case 'int64':
+      // output edge only: the values arrive as numbers (or decimal strings beyond 2^53)
+      type = new Int64();
+      data = values.map((v) => (v === null ? null : typeof v === 'string' ? BigInt(v) : BigInt(Math.trunc(v as number))));
+      break;
+    case 'float64':
+      type = new Float64();
+      data = values.map(toNumber);
+      break;
+    case 'timestamp':
+      type = new TimestampMillisecond();
+      data = values.map(toTime);
+      break;
+    case 'date':
+      type = new DateDay();
+      data = values.map((v) => {
+        const ms = toTime(v);
+        return ms === null ? null : new Date(ms);
+      });
+      break;
+    case 'utf8':
+      type = new Utf8();
+      data = values.map((v) => (v === null ? null : typeof v === 'string' ? v : JSON.stringify(v)));
+      break;
+  }
+  return vectorFromArray(data, type);
+}
+
+export function queryResultArrow(result: QueryResult): Uint8Array {
+  const vectors: Record<string, Vector> = {};
+  result.columns.forEach((c, j) => {
+    // duplicate names (SELECT 1 AS a, 2 AS a) would collide as object keys
+    let name = c.name;
+    for (let k = 1; Object.hasOwn(vectors, name); k++) name = `${c.name}_${k}`;
+    vectors[name] = column(kindOf(c.type), result.rows.map((r) => r[j] ?? null));
+  });
+  return tableToIPC(new Table(vectors), 'stream');
+}

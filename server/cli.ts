@@ -6,13 +6,17 @@
  */
 import { runBench } from '../bench/index.js';
 import { SluiceError } from '../engine/errors.js';
+import { runServe, ServeUsageError } from './serve.js';
 
 const USAGE = `usage: sluice <command> [options]
 
 commands:
+  serve [--config FILE] [--port N] [--host H] [--data DIR]
+                                        run the server (default config: configs/sluice.yaml);
+                                        SLUICE_* environment variables override flags and file
   bench [SUITE...] [--json] [--quick]   run benchmark suites (kernels, engine)
 
-The server commands of DESIGN.md A1 (serve, gen, query) are not part of this build yet.
+Details of every command: docs/cli.md
 `;
 
 export class UsageError extends Error {}
@@ -20,6 +24,8 @@ export class UsageError extends Error {}
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'serve':
+      return runServe(rest);
     case 'bench':
       return runBench(rest);
     case undefined:
@@ -36,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof ServeUsageError) {
       process.stderr.write(`sluice: ${err.message}\n\n${USAGE}`);
       process.exit(2);
     }

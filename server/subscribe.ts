@@ -5,8 +5,14 @@
  *
  * The engine's 'windows' event is listened to only while someone subscribes (it costs the state
  * worker a copy of every emitted result). Each result is encoded once per format, whatever the
- * number of subscribers. A subscriber with more than server.subscribe.maxBuffered bytes unsent
- * is closed with 1013: memory never grows with a slow reader.
+ * number of subscribers.
+ *
+ * Slow readers: a subscriber that still has more than server.subscribe.maxBuffered bytes unsent
+ * when new results arrive is closed with 1013, so memory never grows with a slow reader. The
+ * check is made once per burst — the results the engine emits in one event-loop turn (a commit,
+ * a flush closing every window) — against what was left unread from before it: a burst larger
+ * than maxBuffered goes out whole to a subscriber that keeps up, and a subscriber that does not
+ * read is dropped at the next burst. Per subscriber, memory is at most maxBuffered plus one burst.
  */
 
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -22,12 +28,17 @@ export interface SubscribeSocket {
   readonly pipeline: string;
   readonly format: 'json' | 'arrow';
   closed: boolean;
+  /** the burst in which its backlog was last checked */
+  checkedBurst: number;
 }
 
 export class Subscriptions {
   private readonly byPipeline = new Map<string, Set<WebSocket<SubscribeSocket>>>();
   private readonly shapes = new Map<string, ResultShape>();
   private count = 0;
+  /** bursts: results published in one event-loop turn share a number */
+  private burst = 1;
+  private burstOpen = false;
   private readonly onWindows = (e: WindowsEvent): void => this.publish(e);
 
   constructor(private readonly ctx: ServerContext) {}
@@ -69,7 +80,7 @@ export class Subscriptions {
       return reply(sluiceError('BAD_REQUEST', `format must be json or arrow, got '${format}'`));
     }
     if (this.ctx.stopping) return reply(sluiceError('SHUTTING_DOWN', 'the server is stopping'));
-    const data: SubscribeSocket = { kind: 'subscribe', pipeline, format: format === 'arrow' ? 'arrow' : 'json', closed: false };
+    const data: SubscribeSocket = { kind: 'subscribe', pipeline, format: format === 'arrow' ? 'arrow' : 'json', closed: false, checkedBurst: 0 };
     res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
   }
 
@@ -101,14 +112,24 @@ export class Subscriptions {
     const set = this.byPipeline.get(e.pipeline);
     if (set === undefined || set.size === 0 || e.result.rows === 0) return;
     const { maxBuffered } = this.ctx.config.server.subscribe;
+    if (!this.burstOpen) {
+      this.burstOpen = true;
+      setImmediate(() => {
+        this.burst++;
+        this.burstOpen = false;
+      });
+    }
     let json: string | null = null;
     let arrow: Uint8Array | null = null;
     for (const ws of [...set]) {
       const data = ws.getUserData();
       if (data.closed) continue;
-      if (ws.getBufferedAmount() > maxBuffered) {
-        this.tooSlow(ws, maxBuffered);
-        continue;
+      if (data.checkedBurst !== this.burst) {
+        data.checkedBurst = this.burst;
+        if (ws.getBufferedAmount() > maxBuffered) {
+          this.tooSlow(ws, maxBuffered);
+          continue;
+        }
       }
       let sent: number;
       if (data.format === 'arrow') {
@@ -118,8 +139,7 @@ export class Subscriptions {
         json ??= JSON.stringify({ pipeline: e.pipeline, rows: windowRows(this.shape(e.pipeline), e.result) });
         sent = ws.send(json, false);
       }
-      // 2 = uWS dropped it: the subscriber would miss a window, so it must go. Otherwise what is
-      // buffered is checked before the next send: the bound is maxBuffered plus one message.
+      // 2 = uWS dropped it (over maxBackpressure): the subscriber would miss a window, so it must go
       if (sent === 2) this.tooSlow(ws, maxBuffered);
     }
   }

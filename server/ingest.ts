@@ -76,12 +76,23 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
       reply.error(reject, true);
       return;
     }
+    const { maxPayload } = ctx.config.server;
+    // 413 before any 503: a declared length over the limit fails on every retry, so telling the
+    // producer to retry (as the overload check below would whenever the length exceeds
+    // workers.queue) would make it send the same body forever
+    if (info.contentLength !== null && info.contentLength > maxPayload) {
+      rejected(ctx, reply, stream, sluiceError('PAYLOAD_TOO_LARGE', `request body of ${info.contentLength} bytes exceeds server.maxPayload (${maxPayload} bytes)`), true);
+      return;
+    }
     if (ctx.stopping) {
       reply.error(sluiceError('SHUTTING_DOWN', 'the server is stopping and accepts no more batches'), true);
       return;
     }
-    const expected = info.contentLength ?? ctx.config.server.maxPayload;
-    if (ctx.engine.full || ctx.bodyBytes + expected > ctx.config.workers.queue) {
+    const expected = info.contentLength ?? maxPayload;
+    // Bodies being read take at most workers.queue bytes, but one body is always let in: with
+    // maxPayload > workers.queue (both are configurable) a body larger than the queue, or any
+    // chunked one (counted at maxPayload), would otherwise be refused on every retry.
+    if (ctx.engine.full || (ctx.bodyBytes > 0 && ctx.bodyBytes + expected > ctx.config.workers.queue)) {
       // answer before reading the body: a producer that outruns us costs no memory
       reply.error(sluiceError('OVERLOADED', 'the engine is full: retry after a moment'), true);
       return;
@@ -93,7 +104,7 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
       counted = false;
     };
     reply.onAbort(uncount);
-    readBody(reply, info, ctx.config.server.maxPayload).then(
+    readBody(reply, info, maxPayload).then(
       (body) => {
         uncount();
         if (reply.closed) return;

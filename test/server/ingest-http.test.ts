@@ -1,0 +1,230 @@
+/**
+ * `POST /v1/streams/{stream}/ingest` over real sockets (DESIGN.md A4): each content type (with
+ * parameters) → 200 `{"rows": n}` and the rows in the archive; 415, 413, 400 and 404 with the
+ * exact error JSON `{"error": {"code", "message"}}`, its catalogued status, and nothing applied.
+ * Every batch carries its own `bidder` value (a marker) so the archive tells which landed.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { Packr } from 'msgpackr';
+import { allErrorDefs } from '../../engine/errors.js';
+import type { Batch, Column } from '../../engine/schema.js';
+import type { SluiceServer } from '../../server/app.js';
+import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/encode-arrow.js';
+import { encodeJson, encodeNdjson } from '../../native-free-kernels/encode-json.js';
+import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
+import { BIDS_SCHEMA, makeEvents, removeFreshDirs } from '../helpers/oracle.js';
+import { testServer, type TestServerOptions } from '../helpers/server.js';
+
+after(removeFreshDirs);
+
+const INGEST = '/v1/streams/bids/ingest';
+const ARROW = 'application/vnd.apache.arrow.stream';
+const utf8 = new TextEncoder();
+const BIDDER = BIDS_SCHEMA.index.get('bidder')!;
+
+/** `n` seeded events whose bidder is `marker` in every row. */
+function marked(marker: number, n: number): Batch {
+  const events = makeEvents({ seed: marker, n, step: 7, disorder: 50 });
+  const words = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) words[2 * i] = marker;
+  return { ...events, columns: events.columns.map((c, i): Column => (i === BIDDER ? { type: 'int64', words, valid: null } : c)) };
+}
+
+/** Per batch: rows, Σ qty, Σ UTF-8 bytes of channel, Σ event time — the archive query's columns. */
+function summary(b: Batch): string {
+  const col = (name: string): Column => b.columns[BIDS_SCHEMA.index.get(name)!]!;
+  const qty = col('qty'), channel = col('channel'), ts = col('ts');
+  let q = 0n, chars = 0n, t = 0n;
+  for (let i = 0; i < b.length; i++) {
+    if (qty.type === 'int32' && (qty.valid === null || qty.valid[i] === 1)) q += BigInt(qty.values[i]!);
+    if (channel.type === 'string' && (channel.valid === null || channel.valid[i] === 1)) chars += BigInt(utf8.encode(channel.dict[channel.codes[i]!]!).length);
+    if (ts.type === 'timestamp') t += BigInt(ts.values[i]!);
+  }
+  return `${b.length}|${q}|${chars}|${t}`;
+}
+
+/** marker → summary of its rows in the archive (after a commit). */
+async function archived(server: SluiceServer): Promise<Map<string, string>> {
+  await server.engine.checkpoint();
+  const r = await server.engine.query(
+    `SELECT bidder::VARCHAR, count(*)::VARCHAR || '|' || coalesce(sum(qty), 0)::VARCHAR || '|' ||
+            coalesce(sum(strlen(channel)), 0)::VARCHAR || '|' || sum(epoch_ms(ts))::VARCHAR
+     FROM bids GROUP BY bidder`);
+  return new Map(r.rows.map((row) => [String(row[0]), String(row[1])]));
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: unknown;
+}
+
+async function post(server: SluiceServer, body: Uint8Array | string | ReadableStream<Uint8Array>, type: string | null, path = INGEST): Promise<Answer> {
+  const headers: Record<string, string> = type === null ? {} : { 'content-type': type };
+  const init: RequestInit & { duplex?: 'half' } = { method: 'POST', headers, body };
+  if (body instanceof ReadableStream) init.duplex = 'half';
+  const res = await fetch(`${server.url}${path}`, init);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown };
+}
+
+/** The error shape of A4, exactly: `{"error": {"code", "message"}}`, with the catalogued status. */
+function assertError(a: Answer, status: number, code: string): string {
+  assert.equal(a.status, status, JSON.stringify(a.body));
+  assert.equal(a.headers.get('content-type'), 'application/json');
+  const body = a.body as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body), ['error'], JSON.stringify(body));
+  const error = body.error as Record<string, unknown>;
+  assert.deepEqual(Object.keys(error), ['code', 'message'], JSON.stringify(body));
+  assert.equal(error.code, code, String(error.message));
+  assert.ok(typeof error.message === 'string' && error.message.length > 0);
+  assert.equal(allErrorDefs().find((d) => d.code === code)?.status, status, `${code} is catalogued with status ${status}`);
+  return error.message;
+}
+
+function assertRows(a: Answer, rows: number): void {
+  assert.equal(a.status, 200, JSON.stringify(a.body));
+  assert.equal(a.headers.get('content-type'), 'application/json');
+  assert.deepEqual(a.body, { rows });
+}
+
+/** A body sent in chunks without Content-Length (Transfer-Encoding: chunked). */
+function chunked(bytes: Uint8Array, chunk = 16 * 1024): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (at >= bytes.length) c.close();
+      else c.enqueue(bytes.slice(at, (at += chunk)));
+    },
+  });
+}
+
+/** Send only the request head with this Content-Length and read the answer (no body follows). */
+function headOnly(server: SluiceServer, contentLength: number, type: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, method: 'POST', path: INGEST, headers: { 'content-type': type, 'content-length': String(contentLength) } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+}
+
+async function withServer(opts: TestServerOptions, fn: (server: SluiceServer) => Promise<void>): Promise<void> {
+  const server = await testServer({ archive: true, ...opts });
+  try {
+    await fn(server);
+  } finally {
+    await server.close();
+  }
+}
+
+describe('HTTP ingest', () => {
+  test('every content type, with parameters and in any case → 200 {"rows": n}; the rows land whole', async () => {
+    await withServer({}, async (server) => {
+      const cases: [string, (b: Batch) => Uint8Array | string, number][] = [
+        [ARROW, encodeArrow, 500],
+        [`${ARROW}; charset=binary`, encodeArrowDictionary, 333],
+        ['application/msgpack', encodeMsgpackRows, 120],
+        ['application/msgpack; foo=bar', encodeMsgpackColumns, 71],
+        ['application/x-ndjson', encodeNdjson, 64],
+        ['application/x-ndjson; charset=utf-8', encodeNdjson, 1],
+        ['application/json', encodeJson, 250],
+        ['Application/JSON; Charset=UTF-8', encodeJson, 9],
+        ['application/json;charset="utf-8"', (b) => Buffer.from(encodeJson(b)).toString('utf8'), 17],
+      ];
+      const want = new Map<string, string>();
+      for (const [i, [type, encode, n]] of cases.entries()) {
+        const b = marked(100 + i, n);
+        want.set(String(100 + i), summary(b));
+        assertRows(await post(server, encode(b), type), n);
+      }
+      // empty batches are batches of 0 rows
+      assertRows(await post(server, '', 'application/x-ndjson'), 0);
+      assertRows(await post(server, '[]', 'application/json'), 0);
+      assertRows(await post(server, encodeArrow(marked(199, 0)), ARROW), 0);
+      assert.deepEqual(await archived(server), want);
+    });
+  });
+
+  test('an unknown or missing content type → 415; an unknown stream → 404; nothing applied', async () => {
+    await withServer({}, async (server) => {
+      const body = encodeNdjson(marked(200, 10));
+      for (const type of ['text/csv', 'application/octet-stream', 'text/plain; charset=utf-8', 'application/jsonx', 'json']) {
+        const message = assertError(await post(server, body, type), 415, 'SLUICE_UNSUPPORTED_MEDIA_TYPE');
+        assert.ok(message.includes(ARROW), message);
+      }
+      assertError(await post(server, body, null), 415, 'SLUICE_UNSUPPORTED_MEDIA_TYPE');
+      const unknown = assertError(await post(server, body, 'application/x-ndjson', '/v1/streams/asks/ingest'), 404, 'SLUICE_UNKNOWN_STREAM');
+      assert.match(unknown, /'asks'/);
+      assert.deepEqual(await archived(server), new Map());
+    });
+  });
+
+  test('a body over server.maxPayload → 413, declared or chunked; exactly maxPayload is a batch', async () => {
+    const maxPayload = 64 * 1024;
+    await withServer({ server: { maxPayload } }, async (server) => {
+      const b = marked(300, 200);
+      const ndjson = encodeNdjson(b);
+      const exact = new Uint8Array(maxPayload).fill(0x0a);
+      exact.set(ndjson);
+      assertRows(await post(server, exact, 'application/x-ndjson'), 200);
+      const over = new Uint8Array(maxPayload + 1).fill(0x0a);
+      over.set(encodeNdjson(marked(301, 200)));
+      assertError(await post(server, over, 'application/x-ndjson'), 413, 'SLUICE_PAYLOAD_TOO_LARGE');
+      assertError(await post(server, chunked(over), 'application/x-ndjson'), 413, 'SLUICE_PAYLOAD_TOO_LARGE');
+      // a chunked body within the limit is a batch
+      assertRows(await post(server, chunked(encodeArrow(marked(302, 100))), ARROW), 100);
+      // a declared length far beyond the limit, and beyond workers.queue (256 MiB): 413 — a 503
+      // would tell the producer to retry a request that can never succeed
+      for (const length of [4 * maxPayload, 300 << 20]) {
+        const head = await headOnly(server, length, ARROW);
+        assert.equal(head.status, 413, head.body);
+        assert.equal((JSON.parse(head.body) as { error: { code: string } }).error.code, 'SLUICE_PAYLOAD_TOO_LARGE');
+      }
+      assert.deepEqual(await archived(server), new Map([['300', summary(b)], ['302', summary(marked(302, 100))]]));
+    });
+  });
+
+  test('with maxPayload above workers.queue a body larger than the queue, or chunked, is still taken', async () => {
+    await withServer({ server: { maxPayload: '4MiB' }, workers: { queue: '1MiB' } }, async (server) => {
+      const big = marked(400, 30_000);
+      const bytes = encodeArrow(big);
+      assert.ok(bytes.length > 1 << 20 && bytes.length < 4 << 20, `${bytes.length} bytes`);
+      assertRows(await post(server, bytes, ARROW), 30_000);
+      assertRows(await post(server, chunked(encodeArrow(marked(401, 10))), ARROW), 10);
+      assert.deepEqual(await archived(server), new Map([['400', summary(big)], ['401', summary(marked(401, 10))]]));
+    });
+  });
+
+  test('malformed batches → 400 with their code, nothing of them applied; later batches apply', async () => {
+    await withServer({}, async (server) => {
+      const packr = new Packr({ useRecords: false });
+      const arrow = encodeArrow(marked(500, 300));
+      const row = (m: number, ts: unknown): Record<string, unknown> => ({ bidder: m, price: 1, channel: 'web', ts });
+      const cases: [string, Uint8Array | string, string][] = [
+        [ARROW, arrow.subarray(0, arrow.length - 100), 'SLUICE_BATCH_MALFORMED'],
+        [ARROW, encodeMsgpackRows(marked(501, 5)), 'SLUICE_BATCH_MALFORMED'],
+        [ARROW, new Uint8Array(0), 'SLUICE_BATCH_MALFORMED'],
+        ['application/msgpack', encodeMsgpackRows(marked(502, 20)).subarray(0, 100), 'SLUICE_BATCH_MALFORMED'],
+        ['application/msgpack', packr.pack([row(503, 1), row(503, 'May 1 2024')]), 'SLUICE_BATCH_BAD_TIMESTAMP'],
+        ['application/msgpack', packr.pack({ bidder: [504], ts: [1] }), 'SLUICE_BATCH_MISSING_COLUMN'],
+        ['application/x-ndjson', `${JSON.stringify(row(505, 1))}\n{"bidder": 505,`, 'SLUICE_BATCH_MALFORMED'],
+        ['application/x-ndjson', Buffer.concat([Buffer.from(`${JSON.stringify(row(506, 1))}\n{"bidder": 506, "ts": 1, "channel": "`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), 'SLUICE_BATCH_MALFORMED'],
+        ['application/x-ndjson', `${JSON.stringify(row(507, 1))}\n${JSON.stringify({ ...row(507, 2), extra: 1 })}`, 'SLUICE_BATCH_UNKNOWN_COLUMN'],
+        ['application/json', JSON.stringify(row(508, 1)), 'SLUICE_BATCH_MALFORMED'],
+        ['application/json', JSON.stringify([row(509, 1), row(509, null)]), 'SLUICE_BATCH_BAD_TIMESTAMP'],
+        ['application/json', JSON.stringify([row(510, 1), { ...row(510, 2), price: '1.5' }]), 'SLUICE_BATCH_TYPE_MISMATCH'],
+        ['application/json', '[{"bidder": 511, "ts": 1}', 'SLUICE_BATCH_MALFORMED'],
+      ];
+      for (const [type, body, code] of cases) assertError(await post(server, body, type), 400, code);
+      const good = marked(520, 42);
+      assertRows(await post(server, encodeMsgpackColumns(good), 'application/msgpack'), 42);
+      assert.deepEqual(await archived(server), new Map([['520', summary(good)]]));
+    });
+  });
+});

@@ -17,7 +17,9 @@
  * (tryIngest). When the arena is full it is copied once onto the heap and waits in line
  * (engine.ingest keeps call order); its ack, and so the client's next credit, comes only when
  * the engine took it. A connection therefore holds at most `credits` batches of memory, and
- * clients that outrun the engine simply stop getting credits.
+ * clients that outrun the engine simply stop getting credits. An HTTP body waits in the same
+ * line once read; HTTP bodies together hold at most workers.queue bytes, and a request past
+ * that is answered 503 SLUICE_OVERLOADED (Retry-After) before its body is read.
  */
 
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -89,11 +91,12 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
       return;
     }
     const expected = info.contentLength ?? maxPayload;
-    // Bodies being read take at most workers.queue bytes, but one body is always let in: with
-    // maxPayload > workers.queue (both are configurable) a body larger than the queue, or any
-    // chunked one (counted at maxPayload), would otherwise be refused on every retry.
-    if (ctx.engine.full || (ctx.bodyBytes > 0 && ctx.bodyBytes + expected > ctx.config.workers.queue)) {
-      // answer before reading the body: a producer that outruns us costs no memory
+    // HTTP bodies — being read, or read and waiting for the engine — take at most workers.queue
+    // bytes; past that a request is answered before its body is read, so a producer that
+    // outruns us costs no memory. One body is always let in: with maxPayload > workers.queue
+    // (both are configurable) a body larger than the queue, or any chunked one (counted at
+    // maxPayload), would otherwise be refused on every retry.
+    if (ctx.bodyBytes > 0 && ctx.bodyBytes + expected > ctx.config.workers.queue) {
       reply.error(sluiceError('OVERLOADED', 'the engine is full: retry after a moment'), true);
       return;
     }
@@ -103,29 +106,34 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
       if (counted) ctx.bodyBytes -= expected;
       counted = false;
     };
-    reply.onAbort(uncount);
+    let read = false;
+    // once read, the body belongs to the engine's line: it stays counted until the engine
+    // answers, even when the client gives up
+    reply.onAbort(() => {
+      if (!read) uncount();
+    });
     readBody(reply, info, maxPayload).then(
       (body) => {
-        uncount();
-        if (reply.closed) return;
-        let p: Promise<IngestResult> | null;
-        try {
-          p = ctx.engine.tryIngest(stream, body, format);
-        } catch (err) {
-          rejected(ctx, reply, stream, err);
+        read = true;
+        if (reply.closed) {
+          uncount();
           return;
         }
-        if (p === null) {
-          reply.error(sluiceError('OVERLOADED', 'the engine is full: retry after a moment'));
-          return;
-        }
-        p.then(
+        // A full arena does not refuse a body already read: it waits in the engine's line, in
+        // arrival order with the WebSocket batches. Refusing it instead starved HTTP producers
+        // while WebSocket clients kept the line busy (a batch waiting in line makes tryIngest
+        // answer null to everyone else): test/server/backpressure.test.ts.
+        ctx.engine.ingest(stream, body, format).then(
           (r) => {
+            uncount();
             ctx.metrics.ingestEvents.inc({ stream, transport: 'http' }, r.rows);
             ctx.metrics.ingestBytes.inc({ stream, transport: 'http' }, body.length);
             reply.json(200, { rows: r.rows });
           },
-          (err: unknown) => rejected(ctx, reply, stream, err),
+          (err: unknown) => {
+            uncount();
+            rejected(ctx, reply, stream, err);
+          },
         );
       },
       (err: unknown) => {

@@ -7,6 +7,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { Packr } from 'msgpackr';
 import { allErrorDefs } from '../../engine/errors.js';
 import type { Batch, Column } from '../../engine/schema.js';
@@ -198,6 +199,38 @@ describe('HTTP ingest', () => {
       assertRows(await post(server, bytes, ARROW), 30_000);
       assertRows(await post(server, chunked(encodeArrow(marked(401, 10))), ARROW), 10);
       assert.deepEqual(await archived(server), new Map([['400', summary(big)], ['401', summary(marked(401, 10))]]));
+    });
+  });
+
+  test('clients that go away mid-body or before the answer leave no body counted against workers.queue', async () => {
+    await withServer({ server: { maxPayload: '1MiB' }, workers: { queue: '1MiB' } }, async (server) => {
+      const gone = marked(451, 12_000);
+      const bytes = encodeArrow(gone);
+      assert.ok(bytes.length > 600_000 && bytes.length < 1 << 20, `${bytes.length} bytes`);
+      const head = `POST ${INGEST} HTTP/1.1\r\nHost: x\r\nContent-Type: ${ARROW}\r\nContent-Length: ${bytes.length}\r\n\r\n`;
+      // cut after the head, in the body, and right after the whole body (before the answer)
+      for (const cut of [0, 1000, bytes.length >> 1, bytes.length]) {
+        await new Promise<void>((resolve, reject) => {
+          const s = connect(server.port, '127.0.0.1', () => {
+            s.write(head);
+            s.write(bytes.subarray(0, cut), () => {
+              s.destroy();
+              resolve();
+            });
+          });
+          s.on('error', reject);
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // a body that fits only when no other is counted (600 KB + 600 KB > 1 MiB)
+      const kept = marked(450, 12_000);
+      assertRows(await post(server, encodeArrow(kept), ARROW), 12_000);
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+      // the cut bodies applied nothing; the whole one, sent before its client left, once at most
+      const got = await archived(server);
+      assert.equal(got.get('450'), summary(kept));
+      assert.ok(!got.has('451') || got.get('451') === summary(gone), got.get('451'));
+      assert.ok([...got.keys()].every((k) => k === '450' || k === '451'), [...got.keys()].join());
     });
   });
 

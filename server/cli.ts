@@ -6,6 +6,8 @@
  */
 import { runBench } from '../bench/index.js';
 import { SluiceError } from '../engine/errors.js';
+import { runGen } from './gen.js';
+import { runQuery } from './query-cli.js';
 import { runServe, ServeUsageError } from './serve.js';
 
 const USAGE = `usage: sluice <command> [options]
@@ -15,6 +17,13 @@ commands:
                                         run the server (default config: configs/sluice.yaml);
                                         SLUICE_* environment variables override flags and file
   bench [SUITE...] [--json] [--quick]   run benchmark suites (kernels, engine)
+  gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate N] [--seconds S]
+      [--format arrow|msgpack|ndjson] [--connections N] [--batch ROWS] [--seed N]
+      [--disorder MS] [--events N] [--token T] [--json]
+                                        push generated bids over WebSocket ingest; prints
+                                        events/s and ack latency (sluice gen --help)
+  query "SELECT ..." [--url http://127.0.0.1:8080] [--format table|json|csv]
+      [--param V ...] [--token T]       run a read-only SQL query on a server
 
 Details of every command: docs/cli.md
 `;
@@ -28,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest);
     case 'bench':
       return runBench(rest);
+    case 'gen':
+      return runGen(rest);
+    case 'query':
+      return runQuery(rest);
     case undefined:
     case '-h':
     case '--help':

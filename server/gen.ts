@@ -7,7 +7,8 @@
  *   3. Open N connections; each waits for {"credits": C} and never has more than C batches
  *      unacknowledged. Batch k of the stream goes to the next connection with a free credit.
  *   4. Pace: the batch starting at event e is sent at t0 + e / rate (rate 0: whenever a credit
- *      is free). A sender that fell behind (no credits) catches up when acks return.
+ *      is free). A sender that fell behind (no credits) catches up when acks return; batches
+ *      due after --seconds are not sent.
  *   5. Stop at --seconds or --events, wait for every outstanding ack, close with 1000.
  *
  * On stderr: a progress line per second and one summary line; with --json the summary is also
@@ -522,6 +523,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   let rr = 0;
   let k = 0;
   let t0 = 0;
+  let endAt: number | null = null;
   let drained: () => void = () => undefined;
   const drainedP = new Promise<void>((resolve) => (drained = resolve));
   let stoppedNow: () => void = () => undefined;
@@ -571,6 +573,9 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     while (s.eventsSent < limit) {
       if (o.rate > 0) {
         const dueAt = t0 + (s.eventsSent * 1000) / o.rate;
+        // a batch due at or after the end is not sent, however late this timer fired: a paced
+        // run sends exactly rate × seconds events when the server keeps up
+        if (endAt !== null && dueAt >= endAt) break;
         if (dueAt > now) {
           timer = setTimeout(pump, Math.max(0, Math.floor(dueAt - now)));
           return;
@@ -644,6 +649,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   }, 1000);
 
   t0 = performance.now();
+  endAt = o.seconds === null ? null : t0 + o.seconds * 1000;
   const deadline = o.seconds === null ? null : setTimeout(stop, o.seconds * 1000);
   pump();
   await stoppedP;

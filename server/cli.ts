@@ -2,13 +2,10 @@
 /**
  * The `sluice` command (DESIGN.md A1). Subcommands dispatch to their modules; each parses its
  * own flags. Output goes to stdout; diagnostics to stderr; exit code 0 on success, 1 on error,
- * 2 on bad usage.
+ * 2 on bad usage. A command's module is loaded only when it runs: `sluice query` does not pay
+ * for loading the server, DuckDB or the benchmarks.
  */
-import { runBench } from '../bench/index.js';
 import { SluiceError } from '../engine/errors.js';
-import { runGen } from './gen.js';
-import { runQuery } from './query-cli.js';
-import { runServe, ServeUsageError } from './serve.js';
 
 const USAGE = `usage: sluice <command> [options]
 
@@ -33,14 +30,21 @@ export class UsageError extends Error {}
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'serve':
-      return runServe(rest);
+    case 'serve': {
+      const { runServe, ServeUsageError } = await import('./serve.js');
+      try {
+        return await runServe(rest);
+      } catch (err) {
+        if (err instanceof ServeUsageError) throw new UsageError(err.message);
+        throw err;
+      }
+    }
     case 'bench':
-      return runBench(rest);
+      return (await import('../bench/index.js')).runBench(rest);
     case 'gen':
-      return runGen(rest);
+      return (await import('./gen.js')).runGen(rest);
     case 'query':
-      return runQuery(rest);
+      return (await import('./query-cli.js')).runQuery(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -55,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError || err instanceof ServeUsageError) {
+    if (err instanceof UsageError) {
       process.stderr.write(`sluice: ${err.message}\n\n${USAGE}`);
       process.exit(2);
     }

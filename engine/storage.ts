@@ -56,7 +56,10 @@ import type { WindowResult } from './window-state.js';
 import { ChunkWriter, SQL_TYPE_OF, type AppendColumn, type SqlType } from './duckdb-append.js';
 import { collectRanges, exportRange, quoteIdent, quoteString, type ExportSource } from './parquet-export.js';
 import { formatDuration } from './units.js';
-import { firstKeyword, READ_ONLY_KEYWORDS, READ_ONLY_STATEMENT_TYPES, statementTypeName } from './sql-guard.js';
+import {
+  DENIED_FUNCTIONS, explainedStatement, firstKeyword, inCatalog, isPlainName, isPlainTable, READ_ONLY_FORMS, READ_ONLY_KEYWORDS,
+  READ_ONLY_STATEMENT_TYPES, referencesOf, statementTypeName, TABLE_FUNCTIONS, tableLabel, type SerializedSql, type SqlReferences,
+} from './sql-guard.js';
 import { parseExpression } from '../native-free-kernels/expression/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -106,10 +109,12 @@ export interface QueryResult {
 /** How query() runs a statement. Without options it runs whatever it is given. */
 export interface QueryOptions {
   /**
-   * Refuse anything but one read-only statement: DuckDB's statement type for the prepared
-   * statement must be SELECT or EXPLAIN, the text must start with SELECT / WITH / FROM / VALUES /
-   * TABLE / EXPLAIN / DESCRIBE / SHOW / SUMMARIZE (PRAGMA and CALL can prepare as SELECT), and it
-   * runs inside a READ ONLY transaction that is rolled back. SLUICE_SQL_NOT_READ_ONLY otherwise.
+   * Refuse anything but one statement that only reads the database's tables: the text must start
+   * with SELECT / WITH / FROM / VALUES / TABLE / EXPLAIN / DESCRIBE / SHOW / SUMMARIZE / PIVOT,
+   * parse as one SELECT that calls no table function but generators and catalog listings, names
+   * no file as a table and nothing the catalog lacks, and prepare as SELECT or EXPLAIN; it runs
+   * inside a READ ONLY transaction that is rolled back (engine/sql-guard.ts).
+   * SLUICE_SQL_NOT_READ_ONLY otherwise.
    */
   readonly readOnly?: boolean;
   /** stop reading after this many rows and set `truncated` */
@@ -435,28 +440,127 @@ function openError(file: string, err: unknown): SluiceError {
 }
 
 /**
- * Prepare the one statement of `sql` if it only reads (engine/sql-guard.ts explains the checks);
- * SLUICE_SQL_NOT_READ_ONLY otherwise.
+ * Prepare the one statement of `sql` if it only reads the database (engine/sql-guard.ts explains
+ * the checks and their order); SLUICE_SQL_NOT_READ_ONLY otherwise.
  */
-async function prepareReadOnly(conn: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+async function prepareReadOnly(instance: DuckDBInstance, conn: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+  const keyword = firstKeyword(sql);
+  const notAllowed = (): SluiceError => sluiceError('SQL_NOT_READ_ONLY', keyword === ''
+    ? `no SQL statement in the request: only ${READ_ONLY_FORMS} are allowed`
+    : `${keyword} statements are not allowed: only ${READ_ONLY_FORMS}`);
+  const body = keyword === 'EXPLAIN' ? explainedStatement(sql) : sql;
+  if (body === null) throw sluiceError('SQL_NOT_READ_ONLY', `cannot tell which statement this EXPLAIN explains: only ${READ_ONLY_FORMS} are allowed`);
+  // the parser first, for its message on a typo; it reads nothing whatever the text
+  const refs = await parseOnly(conn, body, READ_ONLY_KEYWORDS.has(keyword) ? null : notAllowed(),
+    keyword === 'PIVOT' || keyword === 'UNPIVOT' ? ' (a PIVOT needs an explicit IN (...) list)' : '');
+  if (!READ_ONLY_KEYWORDS.has(keyword)) throw notAllowed();
+  await checkReferences(instance, conn, refs);
   const extracted = await conn.extractStatements(sql).catch((err: unknown) => {
     throw queryError(err);
   });
   if (extracted.count !== 1) {
-    throw sluiceError('SQL_NOT_READ_ONLY', extracted.count === 0 ? 'no SQL statement in the request' : `one statement per request, got ${extracted.count}`);
+    // the parser saw one statement: DuckDB expanded it (a PIVOT without IN (...) runs a query first)
+    throw sluiceError('SQL_NOT_READ_ONLY', `DuckDB runs this text as ${extracted.count} statements (a PIVOT needs an explicit IN (...) list): one read-only statement per request`);
   }
   const prepared = await extracted.prepare(0).catch((err: unknown) => {
     throw queryError(err);
   });
   const type = prepared.statementType;
   if (!READ_ONLY_STATEMENT_TYPES.has(type)) {
-    throw sluiceError('SQL_NOT_READ_ONLY', `${statementTypeName(type)} statements are not allowed: only SELECT, WITH, EXPLAIN, DESCRIBE, SHOW and SUMMARIZE`);
-  }
-  const keyword = firstKeyword(sql);
-  if (!READ_ONLY_KEYWORDS.has(keyword)) {
-    throw sluiceError('SQL_NOT_READ_ONLY', `${keyword === '' ? 'this statement' : `${keyword} statements`} are not allowed: only SELECT, WITH, EXPLAIN, DESCRIBE, SHOW and SUMMARIZE`);
+    throw sluiceError('SQL_NOT_READ_ONLY', `${statementTypeName(type)} statements are not allowed: only ${READ_ONLY_FORMS}`);
   }
   return prepared;
+}
+
+/**
+ * DuckDB's parser alone (no binding: nothing is read, loaded or expanded) over one statement.
+ * `refusal` is the answer for a statement that parses but is not a SELECT, when the first
+ * keyword already tells which (`INSERT statements are not allowed`).
+ */
+async function parseOnly(conn: DuckDBConnection, sql: string, refusal: SluiceError | null, hint: string): Promise<SqlReferences> {
+  let tree: SerializedSql;
+  try {
+    const reader = await conn.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+    tree = JSON.parse(String(reader.getRows()[0]?.[0])) as SerializedSql;
+  } catch (err) {
+    throw queryError(err);
+  }
+  if (tree.error) {
+    if (tree.error_type === 'parser') throw sluiceError('STORAGE_QUERY', `Parser Error: ${tree.error_message ?? 'syntax error'}`);
+    // "not implemented": json_serialize_sql serializes SELECT statements only
+    throw refusal ?? sluiceError('SQL_NOT_READ_ONLY', `one read-only statement per request${hint}: only ${READ_ONLY_FORMS} are allowed`);
+  }
+  const refs = referencesOf(tree);
+  if (refs.statements !== 1) {
+    throw sluiceError('SQL_NOT_READ_ONLY', refs.statements === 0 ? `no SQL statement in the request: only ${READ_ONLY_FORMS} are allowed` : `one statement per request, got ${refs.statements}`);
+  }
+  return refs;
+}
+
+const SOURCES_NOT_ALLOWED = 'the SQL endpoint reads the tables and views of the database, not files, URLs or other sources';
+
+/** Refuse what the statement names beyond the database's tables and loaded functions (sql-guard.ts). */
+async function checkReferences(instance: DuckDBInstance, conn: DuckDBConnection, refs: SqlReferences): Promise<void> {
+  for (const f of refs.tableFunctions) {
+    if (!TABLE_FUNCTIONS.has(f)) throw sluiceError('SQL_NOT_READ_ONLY', `the table function ${f}() is not allowed: ${SOURCES_NOT_ALLOWED}`);
+  }
+  for (const name of refs.showNames) {
+    if (!isPlainName(name.replace(/^"(.*)"$/, '$1'))) throw sluiceError('SQL_NOT_READ_ONLY', `SHOW ${name} is not allowed: ${SOURCES_NOT_ALLOWED}`);
+  }
+  for (const f of refs.functions) {
+    if (DENIED_FUNCTIONS.has(f)) throw sluiceError('SQL_NOT_READ_ONLY', `the function ${f}() is not allowed: it has effects outside the query`);
+  }
+  const lookUp = refs.tables.filter((t) => !isPlainTable(t));
+  if (lookUp.length > 0) {
+    const catalog = (await catalogRows(conn,
+      'SELECT database_name, schema_name, table_name FROM duckdb_tables() UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()', []))
+      .map(([database, schema, name]) => ({ database: database!, schema: schema!, name: name! }));
+    const outside = lookUp.find((t) => !inCatalog(t, catalog));
+    if (outside !== undefined) throw sluiceError('SQL_NOT_READ_ONLY', `'${tableLabel(outside)}' is not a table or view of the database: ${SOURCES_NOT_ALLOWED}`);
+  }
+  // Names the catalog does not have would make DuckDB install and load the extension that has
+  // them (a download, native code): answer as DuckDB would, without trying.
+  await refuseUnknown(instance, conn, refs.functions, CATALOG_FUNCTIONS);
+  await refuseUnknown(instance, conn, refs.types, CATALOG_TYPES);
+}
+
+/** Names of one kind the catalog has: functions (of any kind, macros too) or types. */
+interface CatalogNames {
+  readonly what: string;
+  readonly sql: string;
+  readonly cache: WeakMap<DuckDBInstance, Promise<ReadonlySet<string>>>;
+}
+
+// duckdb_functions() takes ~15 ms: the names are read once per database and read again only
+// when a name is missing (an extension loaded since), so a query pays for it at most once.
+const CATALOG_FUNCTIONS: CatalogNames = { what: 'Scalar Function', sql: 'SELECT DISTINCT lower(function_name) FROM duckdb_functions()', cache: new WeakMap() };
+const CATALOG_TYPES: CatalogNames = { what: 'Type', sql: 'SELECT DISTINCT lower(type_name) FROM duckdb_types()', cache: new WeakMap() };
+
+async function refuseUnknown(instance: DuckDBInstance, conn: DuckDBConnection, names: readonly string[], catalog: CatalogNames): Promise<void> {
+  if (names.length === 0) return;
+  const read = (): Promise<ReadonlySet<string>> => {
+    const p = catalogRows(conn, catalog.sql, []).then((rows) => new Set(rows.map((r) => r[0]!)));
+    catalog.cache.set(instance, p);
+    // a failed read (this query's timeout, say) is not kept for the next query
+    p.catch(() => catalog.cache.get(instance) === p && catalog.cache.delete(instance));
+    return p;
+  };
+  // another query's read may fail (its timeout): then read on this connection
+  let known = await (catalog.cache.get(instance) ?? read()).catch(() => read());
+  if (names.some((n) => !known.has(n))) known = await read();
+  const missing = names.find((n) => !known.has(n));
+  if (missing !== undefined) {
+    throw sluiceError('STORAGE_QUERY', `Catalog Error: ${catalog.what} with name ${missing} does not exist (extensions are not installed or loaded by queries)`);
+  }
+}
+
+async function catalogRows(conn: DuckDBConnection, sql: string, params: readonly string[]): Promise<(string | null)[][]> {
+  try {
+    const reader = await conn.runAndReadAll(sql, [...params]);
+    return reader.getRows().map((r) => r.map((v) => (v === null ? null : String(v))));
+  } catch (err) {
+    throw queryError(err);
+  }
 }
 
 /** A DuckDB error from a user query: the query's fault unless DuckDB says I/O or memory. */
@@ -964,7 +1068,7 @@ export class Storage {
     try {
       let reader: DuckDBResultReader;
       if (opts.readOnly === true) {
-        const prepared = await prepareReadOnly(conn, sql);
+        const prepared = await prepareReadOnly(this.instance, conn, sql);
         prepared.bind(values);
         await conn.run('BEGIN TRANSACTION READ ONLY');
         inTransaction = true;

@@ -38,7 +38,7 @@ export class Auth {
     else if (authorization === '' && queryToken !== '') token = queryToken;
     if (token === null) {
       return sluiceError('UNAUTHORIZED', authorization === ''
-        ? 'this route needs a bearer token: send `Authorization: Bearer <token>` (or ?token=<token> on WebSocket routes)'
+        ? 'this route needs a bearer token: send `Authorization: Bearer <token>` or ?token=<token>'
         : 'the Authorization header must be `Bearer <token>`');
     }
     const given = digest(token);

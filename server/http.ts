@@ -106,11 +106,12 @@ export function mediaType(contentType: string): string {
  * Read the whole body, copying each chunk (uWS neuters it after onData returns). Rejects with
  * SLUICE_PAYLOAD_TOO_LARGE past `limit` bytes — before reading when Content-Length says so —
  * and never settles when the client aborts (the Reply knows; nothing is left to answer).
+ * `limitName` names the limit in the message.
  */
-export function readBody(reply: Reply, info: RequestInfo, limit: number): Promise<Uint8Array> {
+export function readBody(reply: Reply, info: RequestInfo, limit: number, limitName = 'server.maxPayload'): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     if (info.contentLength !== null && info.contentLength > limit) {
-      reject(tooLarge(info.contentLength, limit));
+      reject(tooLarge(info.contentLength, limit, limitName));
       return;
     }
     let buf = new Uint8Array(info.contentLength ?? 64 * 1024);
@@ -121,7 +122,7 @@ export function readBody(reply: Reply, info: RequestInfo, limit: number): Promis
       const bytes = new Uint8Array(chunk);
       if (n + bytes.length > limit) {
         failed = true;
-        reject(tooLarge(n + bytes.length, limit));
+        reject(tooLarge(n + bytes.length, limit, limitName));
         return;
       }
       if (n + bytes.length > buf.length) {
@@ -136,8 +137,8 @@ export function readBody(reply: Reply, info: RequestInfo, limit: number): Promis
   });
 }
 
-function tooLarge(bytes: number, limit: number): SluiceError {
-  return sluiceError('PAYLOAD_TOO_LARGE', `request body of ${bytes} bytes exceeds server.maxPayload (${limit} bytes)`);
+function tooLarge(bytes: number, limit: number, limitName: string): SluiceError {
+  return sluiceError('PAYLOAD_TOO_LARGE', `request body of ${bytes} bytes exceeds ${limitName} (${limit} bytes)`);
 }
 
 /** Parse `a=1&b=2` into decoded pairs, keeping repeated keys in order. */

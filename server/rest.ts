@@ -6,6 +6,7 @@
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { WindowSpec } from '../engine/config.js';
+import type { ColumnType } from '../engine/schema.js';
 import { asSluiceError, sluiceError, SluiceError } from '../engine/errors.js';
 import { quoteIdent } from '../engine/parquet-export.js';
 import { formatDuration } from '../engine/units.js';
@@ -128,28 +129,40 @@ export function pipelines(ctx: ServerContext): Handler {
 
 // --- SQL ---------------------------------------------------------------------------------------
 
-/** Bodies the SQL route reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
+/**
+ * Body types of the SQL route. application/json is always `{"sql", "params"}`. The others —
+ * text/plain (fetch's default for a string body), form-urlencoded (curl -d's default) or none —
+ * carry the same JSON object when the body starts with `{`, and otherwise the SQL text itself
+ * (no parameters): `curl --data-binary 'SELECT 1' .../v1/sql`. No SQL statement starts with `{`.
+ */
 const SQL_BODY_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded', '']);
+/** A SQL request is a query, not data: bodies beyond 1 MiB (or server.maxPayload, if smaller) get 413. */
 const SQL_BODY_LIMIT = 1 << 20;
 
 export function sql(ctx: ServerContext): Handler {
   return v1(ctx, (reply, info) => {
-    if (!SQL_BODY_TYPES.has(mediaType(info.contentType))) {
-      reply.error(sluiceError('UNSUPPORTED_MEDIA_TYPE', `send the query as application/json {"sql": "...", "params": [...]}, not ${info.contentType}`), true);
+    const type = mediaType(info.contentType);
+    if (!SQL_BODY_TYPES.has(type)) {
+      reply.error(sluiceError('UNSUPPORTED_MEDIA_TYPE', `send the query as application/json {"sql": "...", "params": [...]} (or the SQL text as text/plain), not ${info.contentType}`), true);
       return;
     }
     const arrow = info.accept.toLowerCase().includes(ARROW_STREAM);
-    readBody(reply, info, SQL_BODY_LIMIT).then((body) => {
-      const { sql: text, params } = parseSqlBody(body);
+    const limit = Math.min(SQL_BODY_LIMIT, ctx.config.server.maxPayload);
+    readBody(reply, info, limit, 'the SQL request limit').then((body) => {
+      const { sql: text, params } = parseSqlBody(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8'), type === 'application/json');
       return runQuery(ctx, reply, text, params, arrow);
     }).catch((err: unknown) => reply.error(err, err instanceof SluiceError && err.code === 'SLUICE_PAYLOAD_TOO_LARGE'));
   });
 }
 
-function parseSqlBody(body: Uint8Array): { sql: string; params: unknown[] } {
+function parseSqlBody(body: string, json: boolean): { sql: string; params: unknown[] } {
+  if (!json && !body.trimStart().startsWith('{')) {
+    if (body.trim() === '') throw sluiceError('BAD_REQUEST', 'the body is empty: send {"sql": "...", "params": [...]} or the SQL text');
+    return { sql: body, params: [] };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8'));
+    parsed = JSON.parse(body);
   } catch (err) {
     throw sluiceError('BAD_REQUEST', `the body is not JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -179,10 +192,14 @@ async function runQuery(ctx: ServerContext, reply: Reply, text: string, params: 
 
 // --- REST results --------------------------------------------------------------------------------
 
-/** `?from=` / `?to=`: ISO-8601 or ms since the epoch */
+/** The instants Date (and so ISO-8601 text) can show: ±8.64e15 ms. */
+const MAX_MS = 8.64e15;
+
+/** `?from=` / `?to=`: ISO-8601 or integer ms since the epoch */
 function timeParam(name: string, v: string): number {
   const ms = /^-?\d+$/.test(v) ? Number(v) : parseIsoTimestamp(v);
   if (!Number.isFinite(ms)) throw sluiceError('BAD_REQUEST', `${name}: expected an ISO-8601 timestamp or ms since the epoch, got '${v}'`);
+  if (Math.abs(ms) > MAX_MS) throw sluiceError('BAD_REQUEST', `${name}: '${v}' is out of range (at most ${MAX_MS} ms from the epoch)`);
   return ms;
 }
 
@@ -191,9 +208,46 @@ function countParam(name: string, v: string, max: number): number {
   return Number(v);
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * A groupBy column's value from the query string, checked here so that a bad one is a 400 that
+ * names the parameter: the value bound to `$i`, and the SQL that compares the column with it.
+ */
+function keyParam(name: string, type: ColumnType, v: string, i: number): { value: string | number | boolean; sql: string } {
+  const col = quoteIdent(name);
+  const bad = (expected: string): SluiceError => sluiceError('BAD_REQUEST', `${name}: expected ${expected}, got '${v}'`);
+  switch (type) {
+    case 'int64':
+      // text cast by DuckDB: exact beyond 2^53
+      if (!/^-?\d+$/.test(v) || BigInt(v) < INT64_MIN || BigInt(v) > INT64_MAX) throw bad('a 64-bit integer');
+      return { value: v, sql: `${col} = $${i}::BIGINT` };
+    case 'int32':
+      if (!/^-?\d+$/.test(v) || Math.abs(Number(v)) > 2 ** 31 || Number(v) === 2 ** 31) throw bad('a 32-bit integer');
+      return { value: Number(v), sql: `${col} = $${i}::INTEGER` };
+    case 'float64':
+      // also NaN, Infinity and -Infinity by name, as /v1/sql writes them (in DuckDB NaN = NaN)
+      if (v.trim() === '' || (Number.isNaN(Number(v)) && v !== 'NaN')) throw bad('a number');
+      return { value: v, sql: `${col} = $${i}::DOUBLE` };
+    case 'bool':
+      if (v !== 'true' && v !== 'false') throw bad('true or false');
+      return { value: v === 'true', sql: `${col} = $${i}::BOOLEAN` };
+    case 'timestamp':
+      return { value: timeParam(name, v), sql: `${col} = make_timestamp_ms($${i}::BIGINT)` };
+    case 'string':
+      return { value: v, sql: `${col} = $${i}::VARCHAR` };
+  }
+}
+
 /**
  * `GET /v1/pipelines/{name}/results?from=&to=&limit=&offset=&<groupByCol>=`: rows with
- * from ≤ window_start < to and the given group keys, ordered by window and keys.
+ * from ≤ window_start < to and the given group keys (repeated parameters all apply: `from` twice
+ * means both bounds), ordered by window_start, window_end, then the keys in groupBy order, nulls
+ * last; `offset` rows skipped, at most `limit` rows (default and maximum server.sql.maxRows; a
+ * larger limit is a 400). When more rows match than the answer holds, it says
+ * `"truncated": true` and sends `Sluice-Truncated: true`, as /v1/sql does: read on with `offset`.
+ * A null group key cannot be asked for here (use /v1/sql).
  */
 export function results(ctx: ServerContext): Handler {
   return v1(ctx, (reply, info, req) => {
@@ -219,37 +273,33 @@ export function results(ctx: ServerContext): Handler {
       } else if (k === 'token') {
         // the bearer token, already checked
       } else if (p.groupBy.includes(k)) {
-        const type = schema[k]!;
-        if (type === 'timestamp') {
-          params.push(timeParam(k, v));
-          where.push(`${quoteIdent(k)} = make_timestamp_ms($${params.length}::BIGINT)`);
-        } else {
-          params.push(v);
-          // the text is cast by DuckDB to the column's type: a bad value is a clear error
-          where.push(`${quoteIdent(k)} = $${params.length}::${SQL_CAST[type] ?? 'VARCHAR'}`);
-        }
+        const key = keyParam(k, schema[k]!, v, params.length + 1);
+        params.push(key.value);
+        where.push(key.sql);
       } else {
         throw sluiceError('BAD_REQUEST', `unknown query parameter '${k}': expected from, to, limit, offset${p.groupBy.length > 0 ? ` or a groupBy column (${p.groupBy.join(', ')})` : ''}`);
       }
     }
     const order = ['window_start', 'window_end', ...p.groupBy.map(quoteIdent)].join(', ');
-    const text = `SELECT * FROM ${quoteIdent(name)}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}`;
+    // one row more than asked for tells whether there are more
+    const text = `SELECT * FROM ${quoteIdent(name)}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ${limit + 1} OFFSET ${offset}`;
     ctx.engine.query(text, params, { timeoutMs: ctx.config.server.sql.timeout }).then(
       (r) => {
         ctx.metrics.sqlQueries.inc({ outcome: 'ok' });
-        reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows });
+        if (r.rows.length > limit) {
+          reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows.slice(0, limit), truncated: true }, { 'Sluice-Truncated': 'true' });
+        } else {
+          reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows });
+        }
       },
       (err: unknown) => {
         const e = asSluiceError(err);
         ctx.metrics.sqlQueries.inc({ outcome: e.code });
-        // a key value DuckDB cannot cast is the request's fault
-        reply.error(e.code === 'SLUICE_STORAGE_QUERY' ? sluiceError('BAD_REQUEST', e.message) : e);
+        reply.error(e);
       },
     );
   });
 }
-
-const SQL_CAST: Readonly<Record<string, string>> = { bool: 'BOOLEAN', int32: 'INTEGER', int64: 'BIGINT', float64: 'DOUBLE', string: 'VARCHAR' };
 
 // --- flush -------------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@
  */
 
 import {
-  Bool, DateDay, Float64, Int32, Int64, Table, TimestampMillisecond, Utf8, tableToIPC, vectorFromArray,
-  type DataType, type Vector,
+  Bool, DateDay, Field, Float64, Int32, Int64, RecordBatch, Schema, Struct, Table, TimestampMillisecond, Utf8, makeData, tableToIPC,
+  vectorFromArray, type Data, type DataType, type Vector,
 } from 'apache-arrow';
 import type { QueryResult } from '../engine/runtime.js';
 
@@ -85,13 +85,32 @@ function column(kind: Kind, values: unknown[]): Vector {
   return vectorFromArray(data, type);
 }
 
+/**
+ * The IPC stream of a result. Columns keep /v1/sql's names, except that a repeated name gets a
+ * suffix no other column has (`SELECT 1 AS a, 'x' AS a` → a, a_1): apache-arrow's RecordBatch
+ * merges fields by name (Schema.assign), which would give both columns the type of the last.
+ * The schema is built from Fields, not from an object of named vectors, so `__proto__` is a
+ * name like any other (as an object key it set the prototype and the column vanished).
+ */
 export function queryResultArrow(result: QueryResult): Uint8Array {
-  const vectors: Record<string, Vector> = {};
+  const taken = new Set(result.columns.map((c) => c.name));
+  const seen = new Set<string>();
+  const fields: Field[] = [];
+  const children: Data[] = [];
   result.columns.forEach((c, j) => {
-    // duplicate names (SELECT 1 AS a, 2 AS a) would collide as object keys
     let name = c.name;
-    for (let k = 1; Object.hasOwn(vectors, name); k++) name = `${c.name}_${k}`;
-    vectors[name] = column(kindOf(c.type), result.rows.map((r) => r[j] ?? null));
+    if (seen.has(name)) {
+      let k = 1;
+      while (taken.has(`${c.name}_${k}`)) k++;
+      name = `${c.name}_${k}`;
+      taken.add(name);
+    }
+    seen.add(name);
+    const v = column(kindOf(c.type), result.rows.map((r) => r[j] ?? null));
+    fields.push(new Field(name, v.type as DataType, true));
+    // vectorFromArray builds one chunk
+    children.push(v.data[0]!);
   });
-  return tableToIPC(new Table(vectors), 'stream');
+  const data = makeData({ type: new Struct(fields), length: result.rows.length, nullCount: 0, children });
+  return tableToIPC(new Table([new RecordBatch(new Schema(fields), data)]), 'stream');
 }

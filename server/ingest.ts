@@ -97,7 +97,7 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
     // (both are configurable) a body larger than the queue, or any chunked one (counted at
     // maxPayload), would otherwise be refused on every retry.
     if (ctx.bodyBytes > 0 && ctx.bodyBytes + expected > ctx.config.workers.queue) {
-      reply.error(sluiceError('OVERLOADED', 'the engine is full: retry after a moment'), true);
+      reply.error(sluiceError('OVERLOADED', `request bodies waiting for the engine fill workers.queue (${ctx.config.workers.queue} bytes): retry after a moment`), true);
       return;
     }
     ctx.bodyBytes += expected;

@@ -49,7 +49,8 @@ export interface SluiceServer {
 /** Routes that exist, for 405 answers to the wrong method. */
 const KNOWN = [
   { re: /^\/$/, allow: 'GET' },
-  { re: /^\/(healthz|readyz|metrics)$/, allow: 'GET' },
+  { re: /^\/(healthz|readyz)$/, allow: 'GET, HEAD' },
+  { re: /^\/metrics$/, allow: 'GET' },
   { re: /^\/v1\/(streams|pipelines)$/, allow: 'GET' },
   { re: /^\/v1\/streams\/[^/]+\/ingest$/, allow: 'POST, GET (WebSocket upgrade)' },
   { re: /^\/v1\/pipelines\/[^/]+\/subscribe$/, allow: 'GET (WebSocket upgrade)' },
@@ -91,10 +92,20 @@ export async function startServer(config: SluiceConfig | string | Record<string,
     .post('/v1/flush', flush(ctx))
     .ws<IngestSocket>('/v1/streams/:stream/ingest', wsIngest(ctx, ingestSockets))
     .ws('/v1/pipelines/:name/subscribe', subs.behavior())
+    .head('/healthz', healthz(ctx))
+    .head('/readyz', readyz(ctx))
     .any('/*', (res, req) => {
       const reply = new Reply(res);
       const url = req.getUrl();
       const method = req.getMethod().toUpperCase();
+      // with auth on, /v1 answers nothing, not even which paths exist, without a token
+      if (url.startsWith('/v1/') || url === '/v1') {
+        const denied = ctx.auth.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
+        if (denied !== null) {
+          reply.error(denied);
+          return;
+        }
+      }
       const known = KNOWN.find((k) => k.re.test(url));
       if (known !== undefined) {
         const allow = known.allow.replace(/ \(.*\)/, '');
@@ -136,6 +147,9 @@ export async function startServer(config: SluiceConfig | string | Record<string,
       for (const ws of [...ingestSockets]) ws.end(1001, 'server stopping');
       subs.closeAll(1001, 'server stopping');
       await engine.close();
+      // and the kept-alive HTTP connections, which would otherwise go on answering from a
+      // closed engine until their idle timeout (app.close exists in uWS 20.30; its typings lag)
+      (app as TemplatedApp & { close(): void }).close();
     })();
     return closing;
   };

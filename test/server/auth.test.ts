@@ -129,6 +129,14 @@ describe('bearer tokens on the HTTP routes', () => {
     assert.deepEqual((json(q) as { rows: unknown[][] }).rows, [[ACCEPTED.length]]);
   });
 
+  test('unknown /v1 paths and wrong methods on /v1 routes are 401 too: the API surface is not revealed', async () => {
+    for (const [method, path] of [['GET', '/v1'], ['GET', '/v1/nope'], ['GET', '/v1/sql'], ['DELETE', '/v1/streams'], ['PUT', '/v1/streams/bids/ingest']] as const) {
+      assertUnauthorized(await call(server, path, { method }), `${method} ${path}`);
+      const a = await call(server, path, { method, headers: { authorization: `Bearer ${T1}` } });
+      assert.ok(a.status === 404 || a.status === 405, `${method} ${path} with a token: ${a.status}`);
+    }
+  });
+
   test('/, /healthz, /readyz and /metrics need no token', async () => {
     for (const path of ['/', '/healthz', '/readyz', '/metrics']) {
       const a = await call(server, path);

@@ -310,11 +310,19 @@ describe('other statuses', () => {
     }
   });
 
+  test('HEAD /healthz and /readyz answer the status without a body', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      const a = await call(server, path, { method: 'HEAD' });
+      assert.equal(a.status, 200, path);
+      assert.equal(a.body.length, 0, path);
+    }
+  });
+
   test('a known path with the wrong method is 405 with Allow; an unknown path is 404', async () => {
     const wrong: [string, string, string][] = [
       ['POST', '/', 'GET'],
-      ['POST', '/healthz', 'GET'],
-      ['DELETE', '/readyz', 'GET'],
+      ['POST', '/healthz', 'GET, HEAD'],
+      ['DELETE', '/readyz', 'GET, HEAD'],
       ['PUT', '/metrics', 'GET'],
       ['POST', '/v1/streams', 'GET'],
       ['DELETE', '/v1/pipelines', 'GET'],
@@ -366,7 +374,10 @@ describe('other statuses', () => {
       const closing = s.close();
       const ready = await exchange('/readyz');
       const health = await exchange('/healthz');
+      const socketClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       await closing;
+      // and then the kept-alive connection is closed too: nothing answers from a closed engine
+      await Promise.race([socketClosed, new Promise((_, reject) => setTimeout(() => reject(new Error('a kept-alive connection outlived close()')), 2000))]);
       assert.equal(ready.status, 503, ready.body);
       assert.match(ready.head, /\r\nRetry-After: 1\r\n/i);
       assert.equal((JSON.parse(ready.body) as { error: { code: string } }).error.code, 'SLUICE_NOT_READY');

@@ -54,6 +54,35 @@ function plainBuffer(view: ArrayBufferView): { buffer: ArrayBuffer; offset: numb
   return { buffer: copy.buffer, offset: 0 };
 }
 
+/** integral |ms| below this: ms × 1000 is an exact double (until the year 2255) */
+const FAST_MS = 9_000_000_000_000;
+const TWO_32 = 4294967296;
+
+/**
+ * A timestamp in ms (a double, possibly with a µs fraction) as int64 µs in two 32-bit words
+ * (`out[at]` low, `out[at + 1]` high): the integral ms × 1000 plus the µs fraction rounded, exactly,
+ * for every |ms| < 2^53.
+ */
+export function msToMicrosWords(ms: number, out: Int32Array, at: number): void {
+  const whole = Math.floor(ms);
+  if (whole === ms && ms < FAST_MS && ms > -FAST_MS) {
+    const us = ms * 1000;
+    const hi = Math.floor(us / TWO_32);
+    out[at] = (us - hi * TWO_32) | 0;
+    out[at + 1] = hi | 0;
+    return;
+  }
+  // a µs fraction (Arrow µs / ns timestamps), or beyond 2255: the fraction and the two 32-bit
+  // halves separately, each step exact (Math.round(ms * 1000) is off by 1 µs for some fractions)
+  const fracUs = Math.round((ms - whole) * 1000);
+  const mh = Math.floor(whole / TWO_32);
+  const ml = whole - mh * TWO_32; // [0, 2^32)
+  const p = ml * 1000 + fracUs; // < 2^42: exact
+  const carry = Math.floor(p / TWO_32);
+  out[at] = (p - carry * TWO_32) | 0;
+  out[at + 1] = (mh * 1000 + carry) | 0;
+}
+
 /**
  * Writes columns to an appender. One instance per (appender, column types); reuses its chunk
  * and scratch buffers between calls.
@@ -122,15 +151,9 @@ export class ChunkWriter {
         break;
       }
       case 'TIMESTAMP': {
-        // ms (double) → µs (int64 words); exact for |ms| < 2^53 / 1000 (until the year 287,000)
         const v = valuesOf(col, 'timestamp');
         const w = this.words;
-        for (let i = 0; i < count; i++) {
-          const us = Math.round(v[start + i]! * 1000);
-          const hi = Math.floor(us / 4294967296);
-          w[2 * i] = (us - hi * 4294967296) | 0;
-          w[2 * i + 1] = hi | 0;
-        }
+        for (let i = 0; i < count; i++) msToMicrosWords(v[start + i]!, w, 2 * i);
         copyView(vector, w.subarray(0, 2 * count));
         break;
       }

@@ -110,6 +110,8 @@ export const ErrorCodes = Object.freeze({
     'The Content-Type of an ingest or SQL request is not one the route accepts.'),
   CREDITS_EXCEEDED: def('SLUICE_CREDITS_EXCEEDED', 400, 'user', false,
     'A WebSocket ingest client sent more batches than its credits allow without waiting for acks; the connection is closed with 1008.'),
+  ACKS_NOT_READ: def('SLUICE_ACKS_NOT_READ', 400, 'user', false,
+    'A WebSocket ingest client let more than 1 MiB of acks and nacks pile up unread; the connection is closed with 1008 (batches it sent are applied, resend the unacknowledged ones on a new connection).'),
   SUBSCRIBER_TOO_SLOW: def('SLUICE_SUBSCRIBER_TOO_SLOW', 503, 'external', true,
     'A subscriber did not read window results fast enough (more than server.subscribe.maxBuffered unsent); the connection is closed with 1013.'),
   NOT_READY: def('SLUICE_NOT_READY', 503, 'external', true,

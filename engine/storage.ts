@@ -863,7 +863,9 @@ export class Storage {
     }
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(file);
+      // never fetch or load an extension behind the user's back (a query naming an unknown
+      // function must fail, not download code); parquet, json and icu are built in
+      instance = await DuckDBInstance.create(file, { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
     } catch (err) {
       releaseLock();
       throw openError(file, err);

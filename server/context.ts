@@ -17,6 +17,7 @@ export interface ServerContext {
   readonly log: Logger;
   /** set when close() starts: new connections and batches are refused */
   stopping: boolean;
-  /** bytes of HTTP ingest bodies being read, at most workers.queue */
+  /** bytes of HTTP ingest bodies being read or waiting for the engine, at most workers.queue
+   *  (one body is always let in) */
   bodyBytes: number;
 }

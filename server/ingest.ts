@@ -178,6 +178,9 @@ export interface IngestSocket {
   closed: boolean;
 }
 
+/** bytes of acks / nacks waiting unsent before the connection is closed with 1008 */
+export const ACK_BACKLOG_LIMIT = 1 << 20;
+
 export function wsIngest(ctx: ServerContext, sockets: Set<WebSocket<IngestSocket>>): WebSocketBehavior<IngestSocket> {
   const { maxPayload, credits, idleTimeout } = ctx.config.server;
   return {
@@ -185,8 +188,9 @@ export function wsIngest(ctx: ServerContext, sockets: Set<WebSocket<IngestSocket
     // maxPayload so that we see such messages and close with 1009 ourselves (docs/protocols.md);
     // past twice maxPayload (at least +1 MiB) uWS's own cut applies.
     maxPayloadLength: Math.min(2 ** 31 - 1, Math.max(maxPayload * 2, maxPayload + (1 << 20))),
-    // acks are small: a client that reads none for this long is broken
-    maxBackpressure: 1 << 20,
+    // acks are small: a client that lets this much pile up unread is broken. flushAnswers closes
+    // it with 1008 before uWS would drop an answer; never drop one silently.
+    maxBackpressure: ACK_BACKLOG_LIMIT * 2,
     idleTimeout: idleTimeout / 1000,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => upgradeIngest(ctx, res, req, context),
@@ -303,6 +307,11 @@ function flushAnswers(ws: WebSocket<IngestSocket>): void {
     c.head = 0;
   }
   if (c.closed || out.length === 0) return;
+  if (ws.getBufferedAmount() > ACK_BACKLOG_LIMIT) {
+    c.closed = true;
+    ws.end(1008, closeReason(sluiceError('ACKS_NOT_READ', `more than ${ACK_BACKLOG_LIMIT} bytes of acks unread`)));
+    return;
+  }
   ws.cork(() => {
     for (const m of out) ws.send(m, false);
   });

@@ -15,6 +15,7 @@ import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/en
 import { encodeNdjson } from '../../native-free-kernels/encode-json.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
 import { BIDS_SCHEMA, makeEvents, removeFreshDirs, T0 } from '../helpers/oracle.js';
+import { call } from '../helpers/http.js';
 import { testServer, TestSocket, wsUrl, type TestServerOptions } from '../helpers/server.js';
 
 after(removeFreshDirs);
@@ -240,6 +241,51 @@ describe('WebSocket ingest', () => {
         const s = got.get(String(2000 + k));
         if (s !== undefined) assert.equal(s, summary(marked(2000 + k, 50)));
       }
+    });
+  });
+
+  test('a client that keeps sending but never reads its answers is closed with 1008 and SLUICE_ACKS_NOT_READ, not left to lose acks', async () => {
+    await withServer({ server: { credits: 1024 } }, async (server) => {
+      const { socket, credits } = await openIngest(server);
+      socket.ws.pause(); // the client stops reading: answers pile up in the kernel, then in uWS
+      const scrape = async (): Promise<{ rejected: number; open: number }> => {
+        const text = (await call(server, '/metrics')).text;
+        const rejected = /^sluice_ingest_batches_rejected_total\{[^}]*code="SLUICE_BATCH_MALFORMED"[^}]*\} (\d+)$/m.exec(text);
+        const open = /^sluice_ws_connections\{route="ingest"\} (\d+)$/m.exec(text);
+        return { rejected: rejected === null ? 0 : Number(rejected[1]), open: open === null ? 0 : Number(open[1]) };
+      };
+      // within the credits at every moment: send `credits` bad batches, wait until the server
+      // has answered them all (its counter), repeat; each answer is a ~150-byte nack. The paused
+      // client cannot see the close, so the server's connection gauge tells when it came.
+      let sent = 0;
+      let closedEarly = false;
+      while (!closedEarly && sent < 400_000) {
+        for (let k = 0; k < credits; k++) send(socket, '{"bidder": ');
+        sent += credits;
+        const since = Date.now();
+        for (;;) {
+          assert.ok(Date.now() - since < 10_000, `the server answered no more batches after ${sent - credits}`);
+          const m = await scrape();
+          if (m.open === 0) closedEarly = true;
+          if (closedEarly || m.rejected >= sent) break;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+      assert.ok(closedEarly, `still open after ${sent} unread nacks`);
+      socket.ws.resume();
+      const closed = await within(socket.closed, 'close');
+      assert.equal(closed.code, 1008);
+      assert.match(closed.reason, /^SLUICE_ACKS_NOT_READ: /);
+      // the answers sent before the close arrive in order, nothing skipped
+      const answers = new Answers(() => null);
+      for (const m of socket.messages) answers.absorb(m, sent);
+      assert.ok(answers.answered > 1000, `${answers.answered} answers`);
+      assert.ok(answers.outcomes.every((o) => !o.ack && o.code === 'SLUICE_BATCH_MALFORMED'));
+      // the server serves others as before
+      const other = await openIngest(server);
+      const again = await sendAll(other.socket, other.credits, [{ data: encodeArrow(marked(7100, 5)), rows: 5 }]);
+      assert.deepEqual(again.outcomes, [{ ack: true }]);
+      await other.socket.close();
     });
   });
 

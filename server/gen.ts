@@ -29,9 +29,10 @@ import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js'
 export const GEN_USAGE = `usage: sluice gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate EVENTS_PER_S] [--seconds S]
                   [--events N] [--format arrow|msgpack|ndjson] [--connections N] [--batch ROWS]
                   [--seed N] [--disorder MS] [--start TIME] [--ring EVENTS] [--token T]
-                  [--json] [--dry-run]
+                  [--warmup S] [--json] [--dry-run]
   --rate 0 sends as fast as the credits allow; --token defaults to $SLUICE_TOKEN;
-  --dry-run builds and cycles the batches without a server (the generator's own speed)
+  --dry-run builds and cycles the batches without a server (the generator's own speed);
+  --warmup S leaves the first S seconds out of the summary's events/s and ack latencies
 `;
 
 const DEFAULTS = {
@@ -73,6 +74,8 @@ export interface GenOptions {
   readonly start: number;
   readonly ringEvents: number;
   readonly token: string | undefined;
+  /** seconds at the start left out of the summary's rate and latencies (they are still sent) */
+  readonly warmup: number;
   readonly json: boolean;
   readonly dryRun: boolean;
 }
@@ -104,6 +107,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         start: { type: 'string' },
         ring: { type: 'string' },
         token: { type: 'string' },
+        warmup: { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
       },
@@ -137,6 +141,12 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   let ringEvents = count('ring', values.ring, 1, 1 << 26) ?? Math.min(MAX_RING, Math.max(MIN_RING, 2 * (rate === 0 ? RATE_ZERO_EVENT_RATE : rate)));
   // no need for more distinct events than the run sends
   if (events !== null && values.ring === undefined) ringEvents = Math.min(ringEvents, events);
+  let warmup = 0;
+  if (values.warmup !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(values.warmup)) throw new GenUsageError(`--warmup takes a number of seconds >= 0, got '${values.warmup}'`);
+    warmup = Number(values.warmup);
+    if (seconds !== null && warmup >= seconds) throw new GenUsageError(`--warmup (${warmup} s) must be shorter than --seconds (${seconds} s)`);
+  }
   const stream = values.stream ?? DEFAULTS.stream;
   if (stream === '') throw new GenUsageError('--stream must not be empty');
   return {
@@ -153,6 +163,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     start,
     ringEvents,
     token: values.token ?? env['SLUICE_TOKEN'],
+    warmup,
     json: values.json ?? false,
     dryRun: values['dry-run'] ?? false,
   };
@@ -386,10 +397,14 @@ export interface GenSummary {
   nacks: number;
   eventsNacked: number;
   bytesSent: number;
-  /** from the first send to the last ack (dry run: to the last batch made) */
+  /** from the first send (or the end of --warmup) to the last ack (dry run: to the last batch made) */
   seconds: number;
   /** acked events per second over `seconds` (dry run: events made per second) */
   eventsPerSecond: number;
+  /** --warmup: seconds left out of `seconds`, `eventsPerSecond` and `ackLatencyMs` */
+  warmupSeconds: number;
+  /** wall clock (ms since the epoch) of the first send: event time `start + d` was due at `firstSendAt + d` */
+  firstSendAt: number | null;
   ackLatencyMs: { p50: number | null; p99: number | null; max: number | null };
   /** connections the server closed, or that closed with a code other than 1000 */
   closes: Closed[];
@@ -450,7 +465,7 @@ function emptySummary(o: GenOptions, ring: BidRing): GenSummary {
     url: o.url, stream: o.stream, format: o.format, connections: o.connections, batchRows: o.batchRows, rate: o.rate,
     seed: o.seed, disorder: o.disorder, start: new Date(o.start).toISOString(), credits: null,
     eventsSent: 0, eventsAcked: 0, batchesSent: 0, batchesAcked: 0, nacks: 0, eventsNacked: 0, bytesSent: 0,
-    seconds: 0, eventsPerSecond: 0, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
+    seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
     generator: {
       ringEvents: ring.ringEvents, ringBatches: ring.size, buildMs: round(ring.buildMs, 1),
       bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs,
@@ -648,12 +663,25 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     lastLatency = latencies.size;
   }, 1000);
 
+  // after --warmup: the rate and latencies count from here
+  let measureFrom = 0;
+  let ackedBefore = 0;
+  let latencyMark = 0;
+  const warmupTimer = o.warmup > 0 ? setTimeout(() => {
+    measureFrom = performance.now();
+    ackedBefore = s.eventsAcked;
+    latencyMark = latencies.size;
+  }, o.warmup * 1000) : null;
+
   t0 = performance.now();
+  measureFrom = t0;
+  s.firstSendAt = Date.now();
   endAt = o.seconds === null ? null : t0 + o.seconds * 1000;
   const deadline = o.seconds === null ? null : setTimeout(stop, o.seconds * 1000);
   pump();
   await stoppedP;
   if (deadline !== null) clearTimeout(deadline);
+  if (warmupTimer !== null) clearTimeout(warmupTimer);
   // the outstanding acks, within a bound: a server that stopped answering must not hang us
   let drainTimer: NodeJS.Timeout | null = null;
   await Promise.race([drainedP, new Promise<void>((r) => (drainTimer = setTimeout(r, DRAIN_TIMEOUT_MS)))]);
@@ -673,10 +701,10 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   if (closeTimer !== null) clearTimeout(closeTimer);
   for (const c of conns) if (c.closed === null) c.ws.terminate();
 
-  const [p50, p99, max] = latencies.percentiles([50, 99, 100]);
+  const [p50, p99, max] = latencies.percentiles([50, 99, 100], latencyMark);
   s.ackLatencyMs = { p50: p50 === null ? null : round(p50!), p99: p99 === null ? null : round(p99!), max: max === null ? null : round(max!) };
-  s.seconds = round(Math.max(0, end - t0) / 1000);
-  s.eventsPerSecond = s.seconds > 0 ? Math.round(s.eventsAcked / s.seconds) : 0;
+  s.seconds = round(Math.max(0, end - measureFrom) / 1000);
+  s.eventsPerSecond = s.seconds > 0 ? Math.round((s.eventsAcked - ackedBefore) / s.seconds) : 0;
   s.ok = s.nacks === 0 && s.closes.length === 0 && s.unanswered === 0;
   return s;
 }

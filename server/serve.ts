@@ -95,9 +95,6 @@ export async function runServe(argv: string[]): Promise<number> {
   const log = pino({ level: levelEnv, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
   const config = loadConfig(configPath, { overrides });
   const server = await startServer(config, { log });
-  log.info({ url: server.url, config: configPath }, 'listening');
-  process.stdout.write(`listening on ${server.url}\n${summary(server.config)}\n`);
-
   // Stop on a signal, or when the engine fails for good (the pool or DuckDB is gone): exit 1.
   let exitCode = 0;
   server.engine.on('fatal', () => {
@@ -105,7 +102,8 @@ export async function runServe(argv: string[]): Promise<number> {
     log.error('stopping: the engine cannot continue');
     process.kill(process.pid, 'SIGTERM');
   });
-  await new Promise<void>((resolve) => {
+  // the signal handlers go in before the address is printed: whoever reads it may signal at once
+  const stopped = new Promise<void>((resolve) => {
     stopOnSignals(() => server.close(), {
       exit: false,
       onSignal: (signal) => log.info({ signal }, 'stopping: draining batches, checkpointing'),
@@ -120,5 +118,8 @@ export async function runServe(argv: string[]): Promise<number> {
       },
     });
   });
+  log.info({ url: server.url, config: configPath }, 'listening');
+  process.stdout.write(`listening on ${server.url}\n${summary(server.config)}\n`);
+  await stopped;
   return exitCode;
 }

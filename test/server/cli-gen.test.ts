@@ -138,6 +138,26 @@ describe('sluice gen', () => {
     }
   });
 
+  test('--warmup: the summary counts events and latencies after it; firstSendAt is the wall clock of the first send', async () => {
+    const server = await testServer();
+    try {
+      const before = Date.now();
+      const { ran, summary } = await gen(server, ['--rate', '20000', '--seconds', '3', '--warmup', '1', '--batch', '500']);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(summary.eventsSent, 60_000);
+      assert.equal(summary.warmupSeconds, 1);
+      assert.ok(summary.firstSendAt !== null && summary.firstSendAt >= before && summary.firstSendAt < Date.now());
+      // about 2 s measured at the paced rate (the first second left out)
+      assert.ok(summary.seconds >= 1.8 && summary.seconds < 3, `measured ${summary.seconds} s`);
+      assert.ok(Math.abs(summary.eventsPerSecond - 20_000) < 2_000, `${summary.eventsPerSecond} events/s`);
+      const bad = await cli(['gen', '--seconds', '2', '--warmup', '2']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--warmup \(2 s\) must be shorter than --seconds \(2 s\)/);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a connection the server closes: exit 1 with the close code and reason', async () => {
     const server = await testServer({ server: { maxPayload: '1KiB' } });
     try {

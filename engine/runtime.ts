@@ -299,7 +299,9 @@ export class Sluice extends EventEmitter {
    */
   async ingest(stream: string, bytes: Uint8Array, format: IngestFormat): Promise<IngestResult> {
     const s = this.streamFor(stream);
-    const r = this.admit(s, bytes, format);
+    // batch latency counts from here, the wait for space included
+    const arrived = Date.now();
+    const r = this.admit(s, bytes, format, false, arrived);
     if (r !== null) return r;
     // Wait in line behind the stream's earlier waiting calls: seqs must follow the order of the
     // calls, and without the line a smaller batch sent later would overtake a big one (it fits
@@ -311,7 +313,7 @@ export class Sluice extends EventEmitter {
     try {
       await turn;
       for (;;) {
-        const again = this.admit(s, bytes, format, true);
+        const again = this.admit(s, bytes, format, true, arrived);
         if (again !== null) return again;
         this.pump();
         await this.arena.whenSpace();
@@ -333,7 +335,7 @@ export class Sluice extends EventEmitter {
   }
 
   /** `inLine`: the caller is the first ingest() call waiting for space (see ingest). */
-  private admit(s: StreamRt, bytes: Uint8Array, format: IngestFormat, inLine = false): Promise<IngestResult> | null {
+  private admit(s: StreamRt, bytes: Uint8Array, format: IngestFormat, inLine = false, arrived = Date.now()): Promise<IngestResult> | null {
     this.checkOpen();
     if (bytes.length > this.config.server.maxPayload) {
       throw sluiceError('PAYLOAD_TOO_LARGE', `batch of ${bytes.length} bytes exceeds server.maxPayload (${this.config.server.maxPayload} bytes)`);
@@ -351,7 +353,7 @@ export class Sluice extends EventEmitter {
     // a failed fsync is reported through the batch's own promise; keep it from being unhandled
     wal?.catch(() => {});
     return new Promise<IngestResult>((resolve, reject) => {
-      this.enqueue(s, { ref, format: fmt, seq, arrived: Date.now(), wal, done: { resolve, reject } });
+      this.enqueue(s, { ref, format: fmt, seq, arrived, wal, done: { resolve, reject } });
     });
   }
 
@@ -512,8 +514,9 @@ export class Sluice extends EventEmitter {
     }
   }
 
+  /** nothing waiting for space, queued or in a worker: every ingest() call so far is handed on */
   private allIdle(): boolean {
-    for (const s of this.streams.values()) if (s.pending.length > 0 || s.inFlight > 0) return false;
+    for (const s of this.streams.values()) if (s.waiting > 0 || s.pending.length > 0 || s.inFlight > 0) return false;
     return true;
   }
 

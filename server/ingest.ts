@@ -19,7 +19,8 @@
  * the engine took it. A connection therefore holds at most `credits` batches of memory, and
  * clients that outrun the engine simply stop getting credits. An HTTP body waits in the same
  * line once read; HTTP bodies together hold at most workers.queue bytes, and a request past
- * that is answered 503 SLUICE_OVERLOADED (Retry-After) before its body is read.
+ * that is answered 503 SLUICE_OVERLOADED (Retry-After) before its body is read. (WebSocket
+ * batches waiting on the heap are bounded per connection only: credits × maxPayload.)
  */
 
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -87,7 +88,7 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
       return;
     }
     if (ctx.stopping) {
-      reply.error(sluiceError('SHUTTING_DOWN', 'the server is stopping and accepts no more batches'), true);
+      rejected(ctx, reply, stream, sluiceError('SHUTTING_DOWN', 'the server is stopping and accepts no more batches'), true);
       return;
     }
     const expected = info.contentLength ?? maxPayload;
@@ -97,7 +98,7 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
     // (both are configurable) a body larger than the queue, or any chunked one (counted at
     // maxPayload), would otherwise be refused on every retry.
     if (ctx.bodyBytes > 0 && ctx.bodyBytes + expected > ctx.config.workers.queue) {
-      reply.error(sluiceError('OVERLOADED', `request bodies waiting for the engine fill workers.queue (${ctx.config.workers.queue} bytes): retry after a moment`), true);
+      rejected(ctx, reply, stream, sluiceError('OVERLOADED', `request bodies waiting for the engine fill workers.queue (${ctx.config.workers.queue} bytes): retry after a moment`), true);
       return;
     }
     ctx.bodyBytes += expected;
@@ -223,6 +224,7 @@ export function wsIngest(ctx: ServerContext, sockets: Set<WebSocket<IngestSocket
         // waits, the later ones wait behind it (call order = seq order)
         if (c.waiting === 0) p = ctx.engine.tryIngest(c.stream, bytes, format);
         if (p === null) {
+          // one copy on the heap; the credits bound it to credits × maxPayload per connection
           c.waiting++;
           p = ctx.engine.ingest(c.stream, bytes.slice(), format);
           p.then(() => c.waiting--, () => c.waiting--);
@@ -247,6 +249,7 @@ function upgradeIngest(ctx: ServerContext, res: HttpResponse, req: HttpRequest, 
   const reply = (err: SluiceError): void => {
     res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json');
     if (err.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer realm="sluice"');
+    if (err.status === 503) res.writeHeader('Retry-After', '1');
     res.end(JSON.stringify({ error: err.toJSON() }), true);
   };
   if (denied !== null) return reply(denied);

@@ -313,6 +313,24 @@ describe('faults and limits', () => {
     const { rows } = await engine.query('SELECT sum(n)::BIGINT FROM by_channel');
     assert.equal(rows[0]![0], (big.length - 1) * BIG + 1);
   });
+
+  test('checkpoint() and flush() also wait for ingest() calls still waiting for space: a graceful stop answers every batch it took', async () => {
+    const engine = await open({ threads: 1, workers: { queue: '2MiB' }, server: { maxPayload: '1MiB' } });
+    const BIG = 16_000;
+    const many = makeEvents({ seed: 8, n: 60 * BIG, step: 1, disorder: 0 });
+    const big = Array.from({ length: 60 }, (_, i) => encodeArrow(sliceBatch(many, i * BIG, (i + 1) * BIG)));
+    const settled = new Set<number>();
+    const calls = big.map((b, k) => engine.ingest('bids', b, 'arrow').then((r) => (settled.add(k), r)));
+    assert.ok(engine.full, 'the arena never filled: nothing waited');
+    await engine.checkpoint();
+    assert.equal(settled.size, big.length, `${big.length - settled.size} ingest() calls unanswered after checkpoint()`);
+    // the checkpoint's positions cover all of them
+    const rows = (await Promise.all(calls)).reduce((n, r) => n + r.rows, 0);
+    assert.equal(rows, big.length * BIG);
+    await engine.flush();
+    const { rows: sum } = await engine.query('SELECT sum(n)::BIGINT FROM by_channel');
+    assert.equal(sum[0]![0], big.length * BIG);
+  });
 });
 
 // --- the 'windows' event and Parquet ------------------------------------------------------------

@@ -95,7 +95,7 @@ async function runSluice(mode: 'off' | 'archive' | 'durable', batches: readonly 
 }
 
 /** DuckDB doing the same work: append the raw rows (data chunks, one transaction), then the SQL. */
-async function runDuckDB(batches: readonly Batch[], archive: boolean): Promise<number> {
+export async function runDuckDB(batches: readonly Batch[], archive: boolean): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-duck-'));
   const instance = await DuckDBInstance.create(join(dir, 'bench.duckdb'));
   const conn = await instance.connect();

@@ -1,14 +1,18 @@
 /**
- * `sluice bench [SUITE...] [--json] [--quick]`: runs the named suites (all when none is named),
- * prints a table per suite, and with --json also writes bench/results/<date>-<suite>.json.
+ * `sluice bench [SUITE...] [--json] [--quick]`: runs the named suites (kernels and engine when
+ * none is named; e2e only when named), prints a table per suite, and with --json also writes
+ * bench/results/<date>-<suite>.json (e2e always writes its JSON and an SVG chart).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { kernelTable, runKernelBench } from './kernels.js';
 import { engineTable, runEngineBench } from './engine.js';
+import { e2eTable, runE2eBench } from './e2e.js';
 
-const SUITES = ['kernels', 'engine'] as const;
+/** `e2e` runs only when named: it takes minutes and starts server processes */
+const SUITES = ['kernels', 'engine', 'e2e'] as const;
+const DEFAULT_SUITES = ['kernels', 'engine'] as const;
 type Suite = (typeof SUITES)[number];
 
 function machine(): Record<string, string | number> {
@@ -29,15 +33,16 @@ export async function runBench(args: string[]): Promise<number> {
   for (const n of names) {
     if (!(SUITES as readonly string[]).includes(n)) throw new Error(`bench: unknown suite '${n}' (available: ${SUITES.join(', ')})`);
   }
-  const suites = (names.length > 0 ? names : [...SUITES]) as Suite[];
+  const suites = (names.length > 0 ? names : [...DEFAULT_SUITES]) as Suite[];
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const info = machine();
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}`);
-  const save = (suite: Suite, results: unknown): void => {
-    if (!json) return;
-    const dir = join('bench', 'results');
+  const dir = join('bench', 'results');
+  const stamp = new Date().toISOString().slice(0, 10);
+  const save = (suite: Suite, results: unknown, always = false): void => {
+    if (!json && !always) return;
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${new Date().toISOString().slice(0, 10)}-${suite}.json`);
+    const file = join(dir, `${stamp}-${suite}.json`);
     writeFileSync(file, JSON.stringify({ suite, date: new Date().toISOString(), quick, machine: info, results }, null, 2) + '\n');
     log(`wrote ${file}`);
   };
@@ -53,6 +58,14 @@ export async function runBench(args: string[]): Promise<number> {
         const rows = await runEngineBench({ quick, log });
         process.stdout.write(`\n${engineTable(rows)}\n`);
         save(suite, rows);
+        break;
+      }
+      case 'e2e': {
+        const report = await runE2eBench({ quick, log }, dir, stamp);
+        process.stdout.write(`\n${e2eTable(report)}\n`);
+        // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
+        save(suite, report, true);
+        log(`wrote ${report.chart}`);
         break;
       }
     }

@@ -1,0 +1,478 @@
+/**
+ * `npx sluice bench e2e` — the whole system over real sockets: `sluice serve` in one process,
+ * `sluice gen` in another (its batches encoded before the clock starts, re-stamped in place),
+ * both on this host, talking over 127.0.0.1.
+ *
+ * Three kinds of run, each against a fresh data directory and a fresh server process:
+ *
+ *   - the matrix: Arrow and MessagePack × archive off / on × 1 and 2 worker threads × 1 and 4
+ *     connections, `gen --rate 0` (as fast as the credits allow) for warm-up + measured seconds.
+ *     The rate is gen's acknowledged events/s after the warm-up; the server's own counter
+ *     (GET /metrics every 500 ms) gives the same rate and the RSS over time.
+ *   - latency: the fastest Arrow / archive-off case again, paced at half its rate, with 1 s
+ *     windows, so that windows close every second. Ack p50 / p99 come from gen; a poller asks
+ *     `/v1/sql` for `max(window_end)` every POLL_MS and so learns when each window's row became
+ *     visible. The window [s, e) may close once the watermark reaches e + lateness, i.e. once
+ *     an event with time ≥ e + lateness + maxOutOfOrder arrived; paced, that event's batch left
+ *     gen at `firstSendAt + (its first event time − start)`. Event-to-result latency is the time
+ *     from that send to the poll that saw the row (so it includes the trip over the socket and
+ *     up to POLL_MS of polling).
+ *   - soak: the same case at full rate for 60 s (20 s with --quick), RSS sampled throughout.
+ *
+ * DuckDB does the same work in the same run (bench/engine.ts runDuckDB): the same generated bids
+ * appended through data chunks into a DuckDB file, then the pipeline's SQL; every row of the
+ * table shows Sluice's rate / DuckDB's.
+ *
+ * Writes bench/results/<date>-e2e.json and bench/results/<date>-e2e.svg (throughput and RSS over
+ * time of every run).
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sliceBatch, type Batch } from '../engine/schema.js';
+import { BidRing } from './bids.js';
+import { runDuckDB } from './engine.js';
+import { renderChart, type Series } from './chart.js';
+import type { GenSummary } from '../server/gen.js';
+
+export interface E2eOptions {
+  quick: boolean;
+  log: (line: string) => void;
+}
+
+type Format = 'arrow' | 'msgpack';
+
+interface Case {
+  readonly format: Format;
+  readonly archive: boolean;
+  readonly threads: number;
+  readonly connections: number;
+}
+
+interface Sample {
+  /** seconds since gen started */
+  readonly t: number;
+  readonly events: number;
+  readonly rssMiB: number;
+}
+
+export interface E2eRow extends Case {
+  readonly kind: 'matrix' | 'latency' | 'soak';
+  readonly batchRows: number;
+  /** gen: acknowledged events/s after the warm-up */
+  readonly eventsPerSecond: number;
+  /** the server's own counter over the same interval */
+  readonly serverEventsPerSecond: number;
+  readonly ackP50Ms: number | null;
+  readonly ackP99Ms: number | null;
+  readonly rssStartMiB: number;
+  readonly rssEndMiB: number;
+  readonly rssMaxMiB: number;
+  /** CPU seconds per wall second of the server and of gen while measuring (Linux; else null) */
+  readonly serverCores: number | null;
+  readonly genCores: number | null;
+  /** DuckDB doing the same work: events/s (archive rows kept when archive is on) */
+  readonly duckdb: number;
+  /** latency run: window close condition → row visible in /v1/sql */
+  readonly resultLatencyMs: { p50: number; p99: number; max: number; windows: number } | null;
+  readonly samples: Sample[];
+  readonly ok: boolean;
+}
+
+const CLI = fileURLToPath(new URL('../server/cli.js', import.meta.url));
+const POLL_MS = 10;
+const SAMPLE_MS = 500;
+const LATE = { maxOutOfOrderMs: 2000, latenessMs: 5000 };
+
+function config(dir: string, c: Case, windowSize: string): Record<string, unknown> {
+  return {
+    server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' },
+    storage: { dir, checkpoint: { every: '5s' }, parquet: { every: '1m' } },
+    workers: { threads: c.threads },
+    streams: {
+      bids: {
+        schema: { auction: 'int64', bidder: 'int64', price: 'float64', channel: 'string', ts: 'timestamp' },
+        eventTime: { column: 'ts', maxOutOfOrder: `${LATE.maxOutOfOrderMs}ms`, idleTimeout: '10s' },
+        archive: c.archive,
+        ack: 'accepted',
+      },
+    },
+    pipelines: {
+      bid_stats: {
+        from: 'bids',
+        where: "price > 100 and channel != 'spam'",
+        window: { tumbling: windowSize },
+        groupBy: ['auction'],
+        select: { bids: 'count()', max_price: 'max(price)', avg_price: 'avg(price)', total: 'sum(price)' },
+        lateness: `${LATE.latenessMs}ms`,
+      },
+    },
+  };
+}
+
+// --- child processes -----------------------------------------------------------------------------
+
+interface Serve {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+async function startServe(configPath: string): Promise<Serve> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SLUICE_LOG_LEVEL: 'warn' },
+  });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
+  const exited = exitOf(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      const m = /^listening on (http:\/\/\S+)$/m.exec(out);
+      if (m !== null) resolve(m[1]!);
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${String(code)} before listening: ${err}`)));
+  });
+  return { child, url, exited, stderr: () => err };
+}
+
+async function stopServe(s: Serve): Promise<void> {
+  s.child.kill('SIGTERM');
+  const code = await s.exited;
+  if (code !== 0) throw new Error(`serve exited with ${String(code)}: ${s.stderr()}`);
+}
+
+/** CPU seconds (user + system) a process used so far; null where /proc is missing. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[11], [12] = utime, stime (the 14th and 15th of the whole line) in clock ticks
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+// --- sampling ----------------------------------------------------------------------------------------
+
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  const re = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm');
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) sum += Number(m[1]);
+  return sum;
+}
+
+class Sampler {
+  readonly samples: Sample[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(private readonly url: string, private readonly t0: number) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.take(), SAMPLE_MS);
+    void this.take();
+  }
+
+  private async take(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const text = await (await fetch(`${this.url}/metrics`)).text();
+      this.samples.push({
+        t: (performance.now() - this.t0) / 1000,
+        events: metricSum(text, 'sluice_ingest_events_total'),
+        rssMiB: metricSum(text, 'sluice_process_resident_memory_bytes') / 2 ** 20,
+      });
+    } catch {
+      // the server is stopping
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  /** events/s of the server between the first and the last sample in [from, to] seconds */
+  rate(from: number, to: number): number {
+    const within = this.samples.filter((s) => s.t >= from && s.t <= to);
+    if (within.length < 2) return 0;
+    const a = within[0]!;
+    const b = within[within.length - 1]!;
+    return (b.events - a.events) / (b.t - a.t);
+  }
+}
+
+/** Polls `max(window_end)` and remembers when each new window end was first seen. */
+class ResultPoller {
+  readonly seen: { windowEnd: number; at: number }[] = [];
+  private last = -Infinity;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly url: string) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const body = JSON.stringify({ sql: 'SELECT epoch_ms(max(window_end))::DOUBLE FROM bid_stats' });
+    while (!this.stopped) {
+      const started = Date.now();
+      try {
+        const res = await fetch(`${this.url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const at = Date.now();
+        const v = ((await res.json()) as { rows: (number | null)[][] }).rows[0]?.[0] ?? null;
+        if (v !== null && v > this.last) {
+          this.seen.push({ windowEnd: v, at });
+          this.last = v;
+        }
+      } catch {
+        // the server is stopping
+      }
+      const wait = POLL_MS - (Date.now() - started);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+// --- one run ---------------------------------------------------------------------------------------------
+
+interface RunSpec extends Case {
+  readonly kind: E2eRow['kind'];
+  readonly rate: number;
+  readonly warmup: number;
+  readonly seconds: number;
+  readonly batchRows: number;
+  readonly windowSize: string;
+}
+
+interface RunResult {
+  readonly gen: GenSummary;
+  readonly samples: Sample[];
+  readonly serverRate: number;
+  readonly serverCores: number | null;
+  readonly genCores: number | null;
+  readonly latency: E2eRow['resultLatencyMs'];
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+
+async function runOnce(spec: RunSpec): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-'));
+  try {
+    const configPath = join(dir, 'sluice.json');
+    writeFileSync(configPath, JSON.stringify(config(join(dir, 'data'), spec, spec.windowSize)));
+    const serve = await startServe(configPath);
+    try {
+      const t0 = performance.now();
+      const sampler = new Sampler(serve.url, t0);
+      sampler.start();
+      const poller = spec.kind === 'latency' ? new ResultPoller(serve.url) : null;
+      poller?.start();
+      // CPU of both processes over the measured part: read at the end of the warm-up and at the end
+      const serverPid = serve.child.pid!;
+      const genArgs = ['--url', serve.url, '--rate', String(spec.rate), '--seconds', String(spec.warmup + spec.seconds), '--warmup', String(spec.warmup),
+        '--format', spec.format, '--connections', String(spec.connections), '--batch', String(spec.batchRows)];
+      const child = spawn(process.execPath, [CLI, 'gen', '--json', ...genArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+      child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
+      const genExit = exitOf(child);
+      let cpuFrom: { server: number | null; gen: number | null; at: number } | null = null;
+      let cpuTo: { server: number | null; gen: number | null; at: number } | null = null;
+      const readCpu = (): { server: number | null; gen: number | null; at: number } => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
+      // gen builds its ring before it starts the clock; warm-up and measuring follow
+      const cpuTimers = [
+        setTimeout(() => (cpuFrom = readCpu()), (spec.warmup + 1) * 1000),
+        setTimeout(() => (cpuTo = readCpu()), (spec.warmup + spec.seconds) * 1000),
+      ];
+      await genExit;
+      cpuTimers.forEach(clearTimeout);
+      sampler.stop();
+      await poller?.stop();
+      if (out.trim() === '') throw new Error(`gen printed no summary: ${err}`);
+      const gen = JSON.parse(out) as GenSummary;
+      const cores = (k: 'server' | 'gen'): number | null => {
+        const a = cpuFrom as { server: number | null; gen: number | null; at: number } | null;
+        const b = cpuTo as { server: number | null; gen: number | null; at: number } | null;
+        if (a === null || b === null || a[k] === null || b[k] === null) return null;
+        return (b[k]! - a[k]!) / ((b.at - a.at) / 1000);
+      };
+      // the server's rate over gen's measured interval (gen starts its clock after building the ring)
+      const last = sampler.samples[sampler.samples.length - 1]?.t ?? 0;
+      const serverRate = sampler.rate(Math.max(0, last - gen.seconds), last);
+      let latency: E2eRow['resultLatencyMs'] = null;
+      if (poller !== null && gen.firstSendAt !== null) {
+        const start = Date.parse(gen.start);
+        const batchMs = (spec.batchRows * 1000) / spec.rate;
+        const waits: number[] = [];
+        let previous = -Infinity;
+        for (const { windowEnd, at } of poller.seen) {
+          // every window end in (previous, windowEnd] became visible at `at`; the first sighting
+          // may be of windows that closed before polling began: skip it
+          if (previous !== -Infinity) {
+            const size = parseDuration(spec.windowSize);
+            for (let e = previous + size; e <= windowEnd; e += size) {
+              const closingTime = e + LATE.latenessMs + LATE.maxOutOfOrderMs;
+              const sentAt = gen.firstSendAt + Math.floor((closingTime - start) / batchMs) * batchMs;
+              if (closingTime - start > (spec.warmup + spec.seconds) * 1000) continue; // closed by the idle clock, not by data
+              waits.push(at - sentAt);
+            }
+          }
+          previous = windowEnd;
+        }
+        waits.sort((a, b) => a - b);
+        if (waits.length > 0) latency = { p50: pct(waits, 50), p99: pct(waits, 99), max: waits[waits.length - 1]!, windows: waits.length };
+      }
+      return { gen, samples: sampler.samples, serverRate, serverCores: cores('server'), genCores: cores('gen'), latency };
+    } finally {
+      await stopServe(serve);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function parseDuration(d: string): number {
+  const m = /^(\d+)(ms|s)$/.exec(d);
+  if (m === null) throw new Error(`bad duration ${d}`);
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+}
+
+// --- the suite -------------------------------------------------------------------------------------------------
+
+const BATCH_ROWS: Record<Format, number> = { arrow: 65_536, msgpack: 16_384 };
+
+/** DuckDB's events/s for the same bids (gen's seed 1 and shape), archive off and on. */
+async function duckdbBaseline(events: number): Promise<{ off: number; on: number }> {
+  const ring = new BidRing({ seed: 1, eventsPerSecond: 1_000_000, format: 'arrow', batchRows: 65_536, ringEvents: events });
+  const all = ring.events(events);
+  const batches: Batch[] = [];
+  for (let from = 0; from < events; from += 65_536) batches.push(sliceBatch(all, from, Math.min(events, from + 65_536)));
+  return { off: await runDuckDB(batches, false), on: await runDuckDB(batches, true) };
+}
+
+function row(spec: RunSpec, r: RunResult, duckdb: number): E2eRow {
+  const measured = r.samples.filter((s) => s.t >= (r.samples[r.samples.length - 1]?.t ?? 0) - r.gen.seconds);
+  const rss = measured.length > 0 ? measured : r.samples;
+  return {
+    kind: spec.kind, format: spec.format, archive: spec.archive, threads: spec.threads, connections: spec.connections, batchRows: spec.batchRows,
+    eventsPerSecond: r.gen.eventsPerSecond, serverEventsPerSecond: Math.round(r.serverRate),
+    ackP50Ms: r.gen.ackLatencyMs.p50, ackP99Ms: r.gen.ackLatencyMs.p99,
+    rssStartMiB: Math.round(rss[0]?.rssMiB ?? 0), rssEndMiB: Math.round(rss[rss.length - 1]?.rssMiB ?? 0),
+    rssMaxMiB: Math.round(Math.max(0, ...rss.map((s) => s.rssMiB))),
+    serverCores: r.serverCores === null ? null : Math.round(r.serverCores * 100) / 100,
+    genCores: r.genCores === null ? null : Math.round(r.genCores * 100) / 100,
+    duckdb: Math.round(duckdb), resultLatencyMs: r.latency, samples: r.samples, ok: r.gen.ok,
+  };
+}
+
+export interface E2eReport {
+  rows: E2eRow[];
+  duckdb: { off: number; on: number; events: number };
+  chart: string;
+}
+
+export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: string): Promise<E2eReport> {
+  const { log, quick } = opts;
+  const warmup = quick ? 1 : 3;
+  const seconds = quick ? 4 : 10;
+  const duckEvents = quick ? 1 << 20 : 1 << 22;
+  log(`e2e: DuckDB baseline over ${duckEvents.toLocaleString('en-US')} bids ...`);
+  const duck = await duckdbBaseline(duckEvents);
+  const rows: E2eRow[] = [];
+  const cases: Case[] = [];
+  for (const format of ['arrow', 'msgpack'] as const) {
+    for (const archive of [false, true]) {
+      for (const threads of [1, 2]) {
+        for (const connections of [1, 4]) cases.push({ format, archive, threads, connections });
+      }
+    }
+  }
+  for (const c of cases) {
+    const spec: RunSpec = { ...c, kind: 'matrix', rate: 0, warmup, seconds, batchRows: BATCH_ROWS[c.format], windowSize: '10s' };
+    log(`e2e: ${describe(spec)} ...`);
+    const r = await runOnce(spec);
+    const out = row(spec, r, c.archive ? duck.on : duck.off);
+    log(`     ${m(out.eventsPerSecond)} events/s (server ${m(out.serverEventsPerSecond)}), ack p99 ${ms(out.ackP99Ms)}, RSS ${out.rssEndMiB} MiB, cores: server ${out.serverCores ?? '-'} gen ${out.genCores ?? '-'}${out.ok ? '' : ' (gen reported a problem)'}`);
+    rows.push(out);
+  }
+  const best = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0]!;
+  const base: Case = { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
+  const half = Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
+  {
+    const spec: RunSpec = { ...base, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: BATCH_ROWS.arrow, windowSize: '1s' };
+    log(`e2e: latency — ${describe(spec)} at ${m(half)} events/s, 1 s windows ...`);
+    const out = row(spec, await runOnce(spec), duck.off);
+    log(`     ack p50 ${ms(out.ackP50Ms)} p99 ${ms(out.ackP99Ms)}; result visible p50 ${ms(out.resultLatencyMs?.p50 ?? null)} p99 ${ms(out.resultLatencyMs?.p99 ?? null)} over ${out.resultLatencyMs?.windows ?? 0} windows`);
+    rows.push(out);
+  }
+  {
+    const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowSize: '10s' };
+    log(`e2e: soak — ${describe(spec)} for ${spec.seconds} s ...`);
+    const out = row(spec, await runOnce(spec), duck.off);
+    log(`     ${m(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB})`);
+    rows.push(out);
+  }
+  mkdirSync(outDir, { recursive: true });
+  const chart = join(outDir, `${stamp}-e2e.svg`);
+  writeFileSync(chart, renderChart(chartSeries(rows), { title: `sluice bench e2e — ${stamp}` }));
+  return { rows, duckdb: { ...duck, events: duckEvents }, chart };
+}
+
+function describe(c: Case & { kind?: string }): string {
+  return `${c.format}, archive ${c.archive ? 'on' : 'off'}, ${c.threads} thread${c.threads === 1 ? '' : 's'}, ${c.connections} connection${c.connections === 1 ? '' : 's'}`;
+}
+
+function chartSeries(rows: E2eRow[]): Series[] {
+  return rows.map((r) => {
+    const rate: [number, number][] = [];
+    for (let i = 1; i < r.samples.length; i++) {
+      const a = r.samples[i - 1]!;
+      const b = r.samples[i]!;
+      if (b.t > a.t) rate.push([b.t, (b.events - a.events) / (b.t - a.t)]);
+    }
+    return {
+      name: r.kind === 'matrix' ? describe(r) : `${r.kind}: ${describe(r)}`,
+      emphasis: r.kind !== 'matrix',
+      throughput: rate,
+      rss: r.samples.map((s) => [s.t, s.rssMiB] as [number, number]),
+    };
+  });
+}
+
+const m = (v: number): string => `${(v / 1e6).toFixed(2)} M`;
+const ms = (v: number | null): string => (v === null ? '-' : `${v.toFixed(1)} ms`);
+
+export function e2eTable(report: E2eReport): string {
+  const head = ['run', 'format', 'archive', 'threads', 'conns', 'events/s', 'ack p50', 'ack p99', 'result p99', 'RSS end', 'server cores', 'DuckDB events/s', 'ratio'];
+  const body = report.rows.map((r) => [
+    r.kind, r.format, r.archive ? 'on' : 'off', String(r.threads), String(r.connections), m(r.eventsPerSecond), ms(r.ackP50Ms), ms(r.ackP99Ms),
+    r.resultLatencyMs === null ? '' : ms(r.resultLatencyMs.p99), `${r.rssEndMiB} MiB`, r.serverCores === null ? '-' : r.serverCores.toFixed(2),
+    m(r.duckdb), `${(r.eventsPerSecond / r.duckdb).toFixed(2)}×`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...body.map(line)].join('\n');
+}

@@ -546,6 +546,13 @@ export class Sluice extends EventEmitter {
       const t = ++s.t;
       s.chain.publish(t, clock);
       s.lastDataMax = Math.max(s.lastDataMax, clock);
+      // the stream's clock now stands where the state core put it (past every window it
+      // closed, plus lateness and maxOutOfOrder): /v1/streams and the watermark gauge say so.
+      // A stream that never had an event keeps −∞ (no watermark).
+      if (Number.isFinite(clock)) {
+        this.stats.maxEventTime[s.name] = clock;
+        this.stats.watermark[s.name] = clock - s.maxOutOfOrder;
+      }
       this.toState({ kind: 'idle', stream: s.name, t, maxEventTime: clock });
     }
   }

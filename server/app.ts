@@ -17,7 +17,7 @@
 
 import { pino, type Logger } from 'pino';
 import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from 'uWebSockets.js';
-import type { SluiceConfig } from '../engine/config.js';
+import { configFromObject, loadConfig, type SluiceConfig } from '../engine/config.js';
 import { sluiceError } from '../engine/errors.js';
 import { Sluice, type LogFn } from '../engine/runtime.js';
 import { Auth } from './auth.js';
@@ -58,14 +58,40 @@ const KNOWN = [
   { re: /^\/v1\/(sql|flush)$/, allow: 'POST' },
 ];
 
+/**
+ * The server could not listen (the port is taken, or the host is not an address of this host):
+ * an expected failure, which `sluice serve` prints as one line, `sluice: message`, and exit 1.
+ * No SLUICE_* code fits, and the catalogue is for answers to clients, which this never is.
+ */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+}
+
+/**
+ * The config as Sluice.open reads it: a file path, an already validated config (frozen by
+ * engine/config.ts; the same test as the engine's), or a tree to validate.
+ */
+function resolveConfig(config: SluiceConfig | string | Record<string, unknown>): SluiceConfig {
+  if (typeof config === 'string') return loadConfig(config);
+  const validated = Object.isFrozen(config) && 'server' in config && 'storage' in config && 'workers' in config;
+  return validated ? (config as SluiceConfig) : configFromObject(config);
+}
+
 function engineLog(log: Logger): LogFn {
   return (level, msg, fields) => log[level](fields ?? {}, msg);
 }
 
 export async function startServer(config: SluiceConfig | string | Record<string, unknown>, opts: StartOptions = {}): Promise<SluiceServer> {
   const log = opts.log ?? pino({ level: 'info' }, pino.destination(2));
+  const resolved = resolveConfig(config);
+  // Checked here, not in the config schema: a kafka section is valid configuration (DESIGN.md
+  // A7; the examples and config tests have one), but this server cannot run it yet, and running
+  // standalone instead would silently ignore it. Refused before anything opens.
+  if (resolved.kafka !== undefined) {
+    throw sluiceError('CONFIG_INVALID', 'kafka: Kafka mode is not implemented yet in this version; remove the kafka section (and SLUICE_KAFKA_* variables) to run standalone');
+  }
   const m = new Metrics();
-  const engine = await Sluice.open(config, {
+  const engine = await Sluice.open(resolved, {
     log: engineLog(log),
     observe: {
       batchLatency: (ms) => m.batchLatency.observe(ms / 1000),
@@ -95,7 +121,8 @@ export async function startServer(config: SluiceConfig | string | Record<string,
     .head('/healthz', healthz(ctx))
     .head('/readyz', readyz(ctx))
     .any('/*', (res, req) => {
-      const reply = new Reply(res);
+      // with req: a HEAD gets the 401 / 404 / 405 status and headers without the body
+      const reply = new Reply(res, req);
       const url = req.getUrl();
       const method = req.getMethod().toUpperCase();
       // with auth on, /v1 answers nothing, not even which paths exist, without a token
@@ -119,7 +146,7 @@ export async function startServer(config: SluiceConfig | string | Record<string,
   try {
     listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
       app.listen(cfg.server.host, cfg.server.port, (token) => {
-        if (token === false) reject(new Error(`cannot listen on ${cfg.server.host}:${cfg.server.port} (in use, or not an address of this host)`));
+        if (token === false) reject(new ListenError(`cannot listen on ${cfg.server.host}:${cfg.server.port} (in use, or not an address of this host)`));
         else resolve(token);
       });
     });

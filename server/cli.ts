@@ -27,15 +27,19 @@ Details of every command: docs/cli.md
 
 export class UsageError extends Error {}
 
+/** An expected failure without a SLUICE_* code: `sluice: message`, exit 1, no stack trace. */
+class Failure extends Error {}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve': {
-      const { runServe, ServeUsageError } = await import('./serve.js');
+      const { runServe, ServeUsageError, ListenError } = await import('./serve.js');
       try {
         return await runServe(rest);
       } catch (err) {
         if (err instanceof ServeUsageError) throw new UsageError(err.message);
+        if (err instanceof ListenError) throw new Failure(err.message);
         throw err;
       }
     }
@@ -63,7 +67,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`sluice: ${err.message}\n\n${USAGE}`);
       process.exit(2);
     }
+    // expected failures are one line; anything else is a bug, and its stack says where
     if (err instanceof SluiceError) process.stderr.write(`sluice: ${err.code}: ${err.message}\n`);
+    else if (err instanceof Failure) process.stderr.write(`sluice: ${err.message}\n`);
     else process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },

@@ -7,6 +7,13 @@
  * - Writes after the handler returned (after an await) must be corked: Reply corks every write.
  * - A body chunk is only valid inside `onData`: readBody copies each chunk as it arrives.
  * - `req` is only valid during the handler call: read headers and parameters before any await.
+ * - A HEAD answer has headers only. `res.end(body)` would write the body after them, and on a
+ *   kept-alive connection the client reads those bytes as the start of its next response. A
+ *   Reply made with the request answers a HEAD with the Content-Length a GET would get (RFC 9110
+ *   §9.3.2), written as a header, and `endWithoutBody()` with no argument. Not
+ *   `endWithoutBody(length)`: in uWS 20.30 that writes the header but counts the response as
+ *   unfinished until `length` body bytes follow, so the connection is dropped at the next
+ *   request (and any argument, even `undefined`, is taken as such a length).
  */
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
@@ -28,9 +35,13 @@ export type Headers = Readonly<Record<string, string>>;
 export class Reply {
   aborted = false;
   finished = false;
+  /** a HEAD request: status and headers, no body */
+  readonly head: boolean;
   private readonly abortHandlers: (() => void)[] = [];
 
-  constructor(readonly res: HttpResponse) {
+  /** `req`, when given, tells a HEAD request (uWS gives the method in lower case) */
+  constructor(readonly res: HttpResponse, req?: HttpRequest) {
+    this.head = req !== undefined && req.getMethod() === 'head';
     res.onAborted(() => {
       this.aborted = true;
       for (const h of this.abortHandlers) h();
@@ -53,7 +64,15 @@ export class Reply {
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
-      this.res.end(body, closeConnection);
+      if (this.head) {
+        this.res.writeHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
+        // endWithoutBody cannot close without also writing a second Content-Length (see above):
+        // ask the client to. (Answers that close are for request bodies left unread; a HEAD has none.)
+        if (closeConnection) this.res.writeHeader('Connection', 'close');
+        this.res.endWithoutBody();
+      } else {
+        this.res.end(body, closeConnection);
+      }
     });
   }
 

@@ -22,7 +22,7 @@ const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 /** A /v1 route: Reply, request facts and the token check done before `handle` runs. */
 export function v1(ctx: ServerContext, handle: (reply: Reply, info: RequestInfo, req: HttpRequest) => void): Handler {
   return (res, req) => {
-    const reply = new Reply(res);
+    const reply = new Reply(res, req);
     const info = requestInfo(req);
     const denied = ctx.auth.check(info.authorization, req.getQuery('token') ?? '');
     if (denied !== null) {
@@ -51,18 +51,22 @@ function windowForm(w: WindowSpec): Record<string, unknown> {
 
 // --- health ----------------------------------------------------------------------------------
 
+/** GET and HEAD (the Reply leaves out the body of a HEAD). */
 export function healthz(ctx: ServerContext): Handler {
-  return (res) => {
-    const reply = new Reply(res);
-    // liveness: a failed engine needs a restart; everything else is alive
-    if (ctx.engine.status === 'failed') reply.json(503, { status: 'failed' });
+  return (res, req) => {
+    const reply = new Reply(res, req);
+    // liveness: a failed engine needs a restart; everything else is alive. The 503 keeps the
+    // {"status"} body of the 200 (what probes and the docs read) and, like every 503, says
+    // Retry-After.
+    if (ctx.engine.status === 'failed') reply.json(503, { status: 'failed' }, { 'Retry-After': '1' });
     else reply.json(200, { status: 'ok' });
   };
 }
 
+/** GET and HEAD. */
 export function readyz(ctx: ServerContext): Handler {
-  return (res) => {
-    const reply = new Reply(res);
+  return (res, req) => {
+    const reply = new Reply(res, req);
     const status = ctx.engine.status;
     if (status === 'open' && !ctx.stopping) {
       reply.json(200, { status: 'ready' });
@@ -248,6 +252,12 @@ function keyParam(name: string, type: ColumnType, v: string, i: number): { value
  * larger limit is a 400). When more rows match than the answer holds, it says
  * `"truncated": true` and sends `Sluice-Truncated: true`, as /v1/sql does: read on with `offset`.
  * A null group key cannot be asked for here (use /v1/sql).
+ *
+ * An empty parameter is an absent one — `from=`, `to=`, `limit=`, `offset=`, as in the route
+ * template of DESIGN.md A4, which a client fills in part — with one exception: an empty value
+ * of a *string* groupBy column is the equality filter on '' (the empty string is a real key and
+ * there is no other way to ask for it). For a groupBy column of any other type, where '' is no
+ * value, empty means absent too.
  */
 export function results(ctx: ServerContext): Handler {
   return v1(ctx, (reply, info, req) => {
@@ -263,6 +273,10 @@ export function results(ctx: ServerContext): Handler {
     let limit = maxRows;
     let offset = 0;
     for (const [k, v] of parseQuery(info.query)) {
+      if (v === '' && !(p.groupBy.includes(k) && schema[k] === 'string')) {
+        // absent (see above); an unknown parameter is still a 400, empty or not
+        if (k === 'from' || k === 'to' || k === 'limit' || k === 'offset' || p.groupBy.includes(k)) continue;
+      }
       if (k === 'from' || k === 'to') {
         params.push(timeParam(k, v));
         where.push(`window_start ${k === 'from' ? '>=' : '<'} make_timestamp_ms($${params.length}::BIGINT)`);

@@ -15,6 +15,9 @@ import { sluiceError } from '../engine/errors.js';
 import { stopOnSignals } from '../engine/signals.js';
 import { startServer } from './app.js';
 
+/** startServer's error for a port it cannot bind: the command prints it as one line */
+export { ListenError } from './app.js';
+
 /** Tried in order when --config is not given. */
 const DEFAULT_CONFIGS = ['configs/sluice.yaml', 'sluice.yaml'];
 const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];

@@ -7,12 +7,20 @@
  * worker a copy of every emitted result). Each result is encoded once per format, whatever the
  * number of subscribers.
  *
+ * Sending: the results the engine emits in one event-loop turn — a commit, a flush closing every
+ * window — are one burst. They are queued per subscriber (references to the shared encodings)
+ * and sent when the turn ends, each subscriber's messages inside one `ws.cork()`, so that they
+ * share writes (uWS gathers corked sends up to its 16 KiB cork buffer) instead of one write
+ * (one syscall) per message.
+ *
  * Slow readers: a subscriber that still has more than server.subscribe.maxBuffered bytes unsent
- * when new results arrive is closed with 1013, so memory never grows with a slow reader. The
- * check is made once per burst — the results the engine emits in one event-loop turn (a commit,
- * a flush closing every window) — against what was left unread from before it: a burst larger
- * than maxBuffered goes out whole to a subscriber that keeps up, and a subscriber that does not
- * read is dropped at the next burst. Per subscriber, memory is at most maxBuffered plus one burst.
+ * when a burst is sent is closed with 1013 instead, so memory never grows with a slow reader.
+ * Otherwise the burst goes out whole, however much exceeds maxBuffered — within uWS's own
+ * per-socket limit, maxBackpressure (2 × maxBuffered + 64 MiB, at most 2^31 − 1): uWS refuses
+ * a message once more than that is unsent, and a subscriber whose burst overflows it is closed
+ * with 1013 too, rather than left to miss a window. A burst whose messages but the last add up
+ * to at most maxBackpressure − maxBuffered (maxBuffered + 64 MiB, below the cap) always fits.
+ * Per subscriber, memory is at most maxBuffered plus one burst.
  */
 
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -28,16 +36,16 @@ export interface SubscribeSocket {
   readonly pipeline: string;
   readonly format: 'json' | 'arrow';
   closed: boolean;
-  /** the burst in which its backlog was last checked */
-  checkedBurst: number;
+  /** the messages of the current burst, sent when the burst ends (text JSON or binary Arrow) */
+  pending: (string | Uint8Array)[];
 }
 
 export class Subscriptions {
   private readonly byPipeline = new Map<string, Set<WebSocket<SubscribeSocket>>>();
   private readonly shapes = new Map<string, ResultShape>();
   private count = 0;
-  /** bursts: results published in one event-loop turn share a number */
-  private burst = 1;
+  /** subscribers with messages of the current burst; the burst ends with the event-loop turn */
+  private readonly due = new Set<WebSocket<SubscribeSocket>>();
   private burstOpen = false;
   private readonly onWindows = (e: WindowsEvent): void => this.publish(e);
 
@@ -58,8 +66,9 @@ export class Subscriptions {
     };
   }
 
-  /** close every subscriber (server stopping) */
+  /** close every subscriber (server stopping), after what is queued for it */
   closeAll(code: number, reason: string): void {
+    this.endBurst();
     for (const set of this.byPipeline.values()) for (const ws of [...set]) ws.end(code, reason);
   }
 
@@ -69,6 +78,7 @@ export class Subscriptions {
     const reply = (err: SluiceError): void => {
       res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json');
       if (err.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer realm="sluice"');
+      if (err.status === 503) res.writeHeader('Retry-After', '1');
       res.end(JSON.stringify({ error: err.toJSON() }), true);
     };
     const denied = this.ctx.auth.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
@@ -80,7 +90,7 @@ export class Subscriptions {
       return reply(sluiceError('BAD_REQUEST', `format must be json or arrow, got '${format}'`));
     }
     if (this.ctx.stopping) return reply(sluiceError('SHUTTING_DOWN', 'the server is stopping'));
-    const data: SubscribeSocket = { kind: 'subscribe', pipeline, format: format === 'arrow' ? 'arrow' : 'json', closed: false, checkedBurst: 0 };
+    const data: SubscribeSocket = { kind: 'subscribe', pipeline, format: format === 'arrow' ? 'arrow' : 'json', closed: false, pending: [] };
     res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
   }
 
@@ -96,6 +106,8 @@ export class Subscriptions {
   private remove(ws: WebSocket<SubscribeSocket>): void {
     const data = ws.getUserData();
     data.closed = true;
+    data.pending = [];
+    this.due.delete(ws);
     const set = this.byPipeline.get(data.pipeline);
     if (set === undefined || !set.delete(ws)) return;
     if (--this.count === 0) this.ctx.engine.off('windows', this.onWindows);
@@ -108,39 +120,53 @@ export class Subscriptions {
     return s;
   }
 
+  /** queue a result for every subscriber of its pipeline: encoded once per format, sent at the end of the burst */
   private publish(e: WindowsEvent): void {
     const set = this.byPipeline.get(e.pipeline);
     if (set === undefined || set.size === 0 || e.result.rows === 0) return;
-    const { maxBuffered } = this.ctx.config.server.subscribe;
     if (!this.burstOpen) {
       this.burstOpen = true;
-      setImmediate(() => {
-        this.burst++;
-        this.burstOpen = false;
-      });
+      setImmediate(() => this.endBurst());
     }
     let json: string | null = null;
     let arrow: Uint8Array | null = null;
-    for (const ws of [...set]) {
+    for (const ws of set) {
       const data = ws.getUserData();
       if (data.closed) continue;
-      if (data.checkedBurst !== this.burst) {
-        data.checkedBurst = this.burst;
-        if (ws.getBufferedAmount() > maxBuffered) {
-          this.tooSlow(ws, maxBuffered);
-          continue;
+      if (data.format === 'arrow') data.pending.push((arrow ??= windowArrow(this.shape(e.pipeline), e.result)));
+      else data.pending.push((json ??= JSON.stringify({ pipeline: e.pipeline, rows: windowRows(this.shape(e.pipeline), e.result) })));
+      this.due.add(ws);
+    }
+  }
+
+  /** send each subscriber its burst, corked; or close it if it has not read the last one */
+  private endBurst(): void {
+    this.burstOpen = false;
+    if (this.due.size === 0) return;
+    const { maxBuffered } = this.ctx.config.server.subscribe;
+    const due = [...this.due];
+    this.due.clear();
+    for (const ws of due) {
+      const data = ws.getUserData();
+      const messages = data.pending;
+      data.pending = [];
+      if (data.closed || messages.length === 0) continue;
+      // checked against what is left from before this burst: nothing of it was sent yet
+      if (ws.getBufferedAmount() > maxBuffered) {
+        this.tooSlow(ws, maxBuffered);
+        continue;
+      }
+      let dropped = false;
+      ws.cork(() => {
+        for (const m of messages) {
+          // 2 = uWS dropped it (over maxBackpressure): the subscriber would miss a window, so it must go
+          if (ws.send(m, typeof m !== 'string') === 2) {
+            dropped = true;
+            return;
+          }
         }
-      }
-      let sent: number;
-      if (data.format === 'arrow') {
-        arrow ??= windowArrow(this.shape(e.pipeline), e.result);
-        sent = ws.send(arrow, true);
-      } else {
-        json ??= JSON.stringify({ pipeline: e.pipeline, rows: windowRows(this.shape(e.pipeline), e.result) });
-        sent = ws.send(json, false);
-      }
-      // 2 = uWS dropped it (over maxBackpressure): the subscriber would miss a window, so it must go
-      if (sent === 2) this.tooSlow(ws, maxBuffered);
+      });
+      if (dropped) this.tooSlow(ws, maxBuffered);
     }
   }
 

@@ -135,6 +135,14 @@ describe('bearer tokens on the HTTP routes', () => {
       const a = await call(server, path, { method, headers: { authorization: `Bearer ${T1}` } });
       assert.ok(a.status === 404 || a.status === 405, `${method} ${path} with a token: ${a.status}`);
     }
+    // HEAD too: the 401's status and headers, without its body (rest.test.ts checks the bytes)
+    for (const path of ['/v1/nope', '/v1/streams']) {
+      const a = await call(server, path, { method: 'HEAD' });
+      assert.equal(a.status, 401, `HEAD ${path}`);
+      assert.match(a.headers.get('www-authenticate') ?? '', /^Bearer realm="sluice"/, `HEAD ${path}`);
+      assert.equal(a.body.length, 0);
+      assert.ok(Number(a.headers.get('content-length')) > 0, `HEAD ${path}: the GET's Content-Length`);
+    }
   });
 
   test('/, /healthz, /readyz and /metrics need no token', async () => {

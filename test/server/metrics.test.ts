@@ -76,7 +76,9 @@ describe('/metrics', () => {
       assert.ok(lag !== undefined && Math.abs(lag - (Date.now() - (newest - 2000)) / 1000) < 60, `watermark lag ${lag}`);
 
       assert.equal((await fetch(`${server.url}/v1/flush`, { method: 'POST' })).status, 200);
+      const scrapedFrom = Date.now();
       const res = await fetch(`${server.url}/metrics`);
+      const scrapedTo = Date.now();
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
       const { samples, typed } = parseMetrics(await res.text());
@@ -116,6 +118,11 @@ describe('/metrics', () => {
       assert.equal(get('sluice_pipeline_events_total{pipeline="tumble"}'), httpRows + wsRows);
       assert.equal(get('sluice_pipeline_late_events_total{pipeline="tumble"}'), late);
       assert.equal(get('sluice_windows_emitted_total{pipeline="tumble"}'), await count('tumble'));
+      // after the flush the watermark stands at the end of the last window it closed (lateness
+      // 0), not at +∞: the gauge is still there, measured from that instant
+      const lastEnd = Number((await server.engine.query('SELECT epoch_ms(max(window_end)) FROM tumble')).rows[0]![0]);
+      const lagAfter = get('sluice_watermark_lag_seconds{stream="bids"}') * 1000;
+      assert.ok(lagAfter >= scrapedFrom - lastEnd - 1 && lagAfter <= scrapedTo - lastEnd + 1, `watermark lag after the flush ${lagAfter} ms, want ${scrapedFrom - lastEnd}..${scrapedTo - lastEnd}`);
       // one observation per accepted batch (3 over HTTP, 3 over WebSocket)
       assert.equal(get('sluice_batch_latency_seconds_count'), 6);
       assert.ok(get('sluice_flush_duration_seconds_count') >= 1);

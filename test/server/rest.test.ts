@@ -178,6 +178,10 @@ describe('REST routes', () => {
 
     const s2 = await streamsInfo();
     assert.equal(s2['events'], EVENTS.length);
+    // the flush moved the clock past the last window it closed (lateness 0, maxOutOfOrder 2 s)
+    const lastEnd = Math.max(...oracle.map((r) => Date.parse(r[1])));
+    assert.equal(s2['watermark'], new Date(lastEnd).toISOString());
+    assert.equal(s2['maxEventTime'], new Date(lastEnd + 2000).toISOString());
     const p2 = await pipelinesInfo();
     assert.equal(p2['events'], EVENTS.length);
     assert.equal(p2['lateEvents'], 0);
@@ -262,25 +266,59 @@ describe('GET /v1/pipelines/{name}/results', () => {
     assert.equal(body.truncated, true);
   });
 
+  test('an empty from, to, limit, offset or non-string groupBy value is the same as none', async () => {
+    const full = (await results('')).body;
+    assert.equal(full.truncated, true);
+    for (const q of ['?from=', '?to=', '?limit=', '?offset=', '?auction=', '?from=&to=&limit=&offset=&auction=', '?limit=&limit=']) {
+      const { body } = await results(q);
+      assertRows(body.rows, full.rows, q);
+      assert.equal(body.truncated, true, q);
+    }
+    // next to a value of the same parameter, or of others
+    const to = T0 + 70_000;
+    const want = oracle.filter((r) => r[2] === 2 && Date.parse(r[0]) < to);
+    const { body } = await results(`?from=&to=${to}&auction=&auction=2&limit=&offset=1`);
+    assertRows(body.rows, want.slice(1, 1 + MAX_ROWS), 'mixed');
+  });
+
+  test('an empty value of a string groupBy column selects the empty-string key', async () => {
+    const s = await testServer({ pipelines: { by_channel: { window: { tumbling: '10s' }, groupBy: ['channel'], select: { n: 'count()' } } } });
+    try {
+      const ts = new Date(T0).toISOString();
+      const rows = [['', 3], ['web', 2]].flatMap(([channel, n]) => Array.from({ length: n as number }, (_, i) => ({ id: i, auction: 1, bidder: 1, price: 1, channel, qty: 1, flag: true, ts })));
+      const a = await call(s, '/v1/streams/bids/ingest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rows) });
+      assert.equal(a.status, 200, a.text);
+      assert.equal((await call(s, '/v1/flush', { method: 'POST' })).status, 200);
+      const get = async (q: string): Promise<unknown[][]> => {
+        const r = await call(s, `/v1/pipelines/by_channel/results${q}`);
+        assert.equal(r.status, 200, r.text);
+        return (json(r) as { rows: unknown[][] }).rows.map((row) => row.slice(2));
+      };
+      assert.deepEqual(await get('?channel='), [['', 3]]);
+      assert.deepEqual(await get('?channel=web'), [['web', 2]]);
+      assert.deepEqual(await get('?from=&limit='), [['', 3], ['web', 2]]);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('bad parameters are 400 naming the parameter; an unknown pipeline is 404', async () => {
     const bad: [string, RegExp][] = [
       ['?nope=1', /nope/],
+      ['?nope=', /nope/],
       ['?window_start=1', /window_start/],
       ['?from=yesterday', /from/],
       ['?from=2023-13-01', /from/],
       ['?to=1e3', /to/],
-      ['?to=', /to/],
       ['?from=99999999999999999999', /from.*range/],
       ['?from=2023-11-14T22:13:20+01:00', /from/], // an unencoded + is a space
       [`?limit=${MAX_ROWS + 1}`, /limit.*40/],
       ['?limit=-1', /limit/],
       ['?limit=abc', /limit/],
-      ['?limit=', /limit/],
       ['?offset=-1', /offset/],
       ['?offset=1.5', /offset/],
       ['?auction=abc', /auction.*64-bit/],
       ['?auction=1.5', /auction/],
-      ['?auction=', /auction/],
       ['?auction=9223372036854775808', /auction/],
     ];
     for (const [q, message] of bad) {
@@ -310,11 +348,74 @@ describe('other statuses', () => {
     }
   });
 
-  test('HEAD /healthz and /readyz answer the status without a body', async () => {
-    for (const path of ['/healthz', '/readyz']) {
-      const a = await call(server, path, { method: 'HEAD' });
-      assert.equal(a.status, 200, path);
-      assert.equal(a.body.length, 0, path);
+  test('HEAD answers carry Content-Length and no body: the next answer on a kept-alive connection is intact', async () => {
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    let received = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+    /** one request; the answer's head, and `bodyLength` bytes after it once they came */
+    const exchange = async (method: string, path: string, bodyLength: (head: string) => number): Promise<{ status: number; head: string; body: string }> => {
+      received = Buffer.alloc(0);
+      socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      for (const end = Date.now() + 10_000; ;) {
+        const split = received.indexOf('\r\n\r\n');
+        if (split >= 0) {
+          const head = received.subarray(0, split).toString('latin1');
+          const n = bodyLength(head);
+          if (received.length >= split + 4 + n) {
+            // whatever else arrives within 100 ms would belong to no request
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            assert.equal(received.length, split + 4 + n, `${method} ${path}: ${n} body bytes expected, got ${JSON.stringify(received.subarray(split + 4).toString('latin1'))}`);
+            return { status: Number(head.slice(9, 12)), head, body: received.subarray(split + 4).toString('utf8') };
+          }
+        }
+        if (Date.now() > end) assert.fail(`no answer to ${method} ${path}: ${received.toString('latin1')}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    const contentLength = (head: string): number => Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? NaN);
+    try {
+      const heads: [string, number, string | null][] = [
+        ['/healthz', 200, null],
+        ['/readyz', 200, null],
+        ['/metrics', 405, 'GET'],
+        ['/v1/streams', 405, 'GET'],
+        ['/nope', 404, null],
+      ];
+      for (const [path, status, allow] of heads) {
+        const h = await exchange('HEAD', path, () => 0);
+        assert.equal(h.status, status, `HEAD ${path}: ${h.head}`);
+        assert.ok(contentLength(h.head) > 0, `HEAD ${path} has the GET's Content-Length: ${h.head}`);
+        assert.equal(h.body, '');
+        if (allow !== null) assert.match(h.head, new RegExp(`\r\nAllow: ${allow}(\r\n|$)`, 'i'));
+        // and the same connection answers a GET in full
+        const g = await exchange('GET', '/healthz', contentLength);
+        assert.equal(g.status, 200, `GET after HEAD ${path}: ${g.head}`);
+        assert.deepEqual(JSON.parse(g.body), { status: 'ok' });
+      }
+      // the HEAD's Content-Length is the GET's
+      const h = await exchange('HEAD', '/healthz', () => 0);
+      assert.equal(contentLength(h.head), Buffer.byteLength('{"status":"ok"}'));
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  test('a failed engine: /healthz is 503 {"status":"failed"} with Retry-After, /readyz 503 SLUICE_NOT_READY', async () => {
+    const s = await testServer();
+    try {
+      // what the engine does when its state worker dies (runtime.ts: the worker's 'error' event)
+      (s.engine as unknown as { stateWorker: { emit(e: string, err: Error): void } }).stateWorker.emit('error', new Error('test: the state worker died'));
+      assert.equal(s.engine.status, 'failed');
+      const health = await call(s, '/healthz');
+      assert.equal(health.status, 503);
+      assert.deepEqual(json(health), { status: 'failed' });
+      assert.equal(health.headers.get('retry-after'), '1');
+      const ready = await call(s, '/readyz');
+      assertError(ready, 503, 'SLUICE_NOT_READY');
+      assert.equal(ready.headers.get('retry-after'), '1');
+    } finally {
+      await s.close();
     }
   });
 

@@ -148,8 +148,26 @@ describe('sluice serve', () => {
     const port = new URL(first.url).port;
     const second = run(['serve', '--config', file, '--port', port, '--data', freshDir()]);
     assert.equal(await second.exited, 1);
-    assert.match(second.stderr(), /cannot listen on 127\.0\.0\.1:\d+/);
+    // one line, as docs/cli.md promises: no stack trace
+    assert.match(second.stderr(), /^sluice: cannot listen on 127\.0\.0\.1:\d+ .*$/m);
+    assert.doesNotMatch(second.stderr(), /^\s+at /m, second.stderr());
+    for (const r of [missing, invalid]) assert.doesNotMatch(r.stderr(), /^\s+at /m, r.stderr());
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
+  });
+
+  test('a kafka section, or SLUICE_KAFKA_BROKERS, is refused with SLUICE_CONFIG_INVALID and exit 1 (Kafka mode is not implemented)', async () => {
+    const dir = freshDir();
+    const withKafka = join(dir, 'kafka.yaml');
+    const config = bidsConfig({ dir, threads: 1, pipelines: TUMBLE, server: { host: '127.0.0.1', port: 0 } });
+    writeFileSync(withKafka, stringify({ ...config, kafka: { brokers: 'localhost:9092', group: 'test' } }));
+    const fromFile = run(['serve', '--config', withKafka]);
+    const fromEnv = run(['serve', '--config', configFile(freshDir())], { SLUICE_KAFKA_BROKERS: 'localhost:9092' });
+    for (const r of [fromFile, fromEnv]) {
+      assert.equal(await r.exited, 1, r.stderr());
+      assert.equal(r.stdout(), '', 'nothing listened');
+      assert.match(r.stderr(), /^sluice: SLUICE_CONFIG_INVALID: kafka: Kafka mode is not implemented yet in this version; remove the kafka section/m);
+      assert.doesNotMatch(r.stderr(), /^\s+at /m, r.stderr());
+    }
   });
 });

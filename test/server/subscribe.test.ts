@@ -7,6 +7,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tableFromIPC } from 'apache-arrow';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { encodeArrow } from '../../native-free-kernels/encode-arrow.js';
 import { sliceBatch } from '../../engine/schema.js';
@@ -145,6 +146,42 @@ describe('subscribe', () => {
       assert.equal(fast.ws.readyState, WebSocket.OPEN);
       await fast.close();
     } finally {
+      await server.close();
+    }
+  });
+
+  test('while the server stops, an upgrade on a kept-alive connection is 503 SLUICE_SHUTTING_DOWN with Retry-After', async () => {
+    const server = await testServer();
+    // a connection made before close(): the listening socket goes first, this one is still answered
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    const answer = async (): Promise<{ head: string; body: string }> => {
+      for (const end = Date.now() + 10_000; ;) {
+        const split = received.indexOf('\r\n\r\n');
+        const len = /\r\ncontent-length: (\d+)/i.exec(received);
+        if (split >= 0 && len !== null && received.length >= split + 4 + Number(len[1])) {
+          return { head: received.slice(0, split), body: received.slice(split + 4, split + 4 + Number(len[1])) };
+        }
+        if (Date.now() > end) assert.fail(`no answer: ${received}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    try {
+      socket.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match((await answer()).head, /^HTTP\/1\.1 200 /);
+      received = '';
+      const closing = server.close();
+      socket.write('GET /v1/pipelines/tumble/subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      const refused = await answer();
+      await closing;
+      assert.match(refused.head, /^HTTP\/1\.1 503 /);
+      assert.match(refused.head, /\r\nRetry-After: 1(\r\n|$)/i);
+      assert.equal((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'SLUICE_SHUTTING_DOWN');
+    } finally {
+      socket.destroy();
       await server.close();
     }
   });

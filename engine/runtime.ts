@@ -27,6 +27,7 @@ import { configFromObject, loadConfig, resolveWorkerThreads, type SluiceConfig }
 import { allErrorDefs, asSluiceError, ErrorCodes, sluiceError, SluiceError } from './errors.js';
 import type { FromState, PoolResult, PoolTask, StreamPosition, TaskPiece, ToState, WorkerInit } from './protocol.js';
 import { SlabArena, type SlabRef } from './slab-arena.js';
+import type { QueryOptions, QueryResult } from './storage.js';
 import { CHAIN_RING, WatermarkChain } from './watermark-chain.js';
 import type { WindowResult } from './window-state.js';
 import { Wal } from './wal.js';
@@ -41,8 +42,6 @@ export interface IngestResult {
   /** rows accepted */
   readonly rows: number;
 }
-
-import type { QueryOptions, QueryResult } from './storage.js';
 
 export type { QueryResult, QueryOptions };
 

@@ -95,6 +95,13 @@ export function int64At(words: Int32Array, i: number): number {
   return words[2 * i + 1]! * TWO_32 + (words[2 * i]! >>> 0);
 }
 
+/** Store a safe integer as row i of an int64 column's words, without allocating. */
+export function setInt64At(words: Int32Array, i: number, v: number): void {
+  const hi = Math.floor(v / TWO_32);
+  words[2 * i] = (v - hi * TWO_32) | 0;
+  words[2 * i + 1] = hi | 0;
+}
+
 /** Split a safe integer into its two's-complement 32-bit words. */
 export function int64Words(v: number): [lo: number, hi: number] {
   const hi = Math.floor(v / TWO_32);

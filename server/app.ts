@@ -127,7 +127,7 @@ export async function startServer(config: SluiceConfig | string | Record<string,
       const method = req.getMethod().toUpperCase();
       // with auth on, /v1 answers nothing, not even which paths exist, without a token
       if (url.startsWith('/v1/') || url === '/v1') {
-        const denied = ctx.auth.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
+        const denied = ctx.auth.checkRequest(req);
         if (denied !== null) {
           reply.error(denied);
           return;

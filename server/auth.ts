@@ -8,6 +8,7 @@
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { HttpRequest } from 'uWebSockets.js';
 import { sluiceError, type SluiceError } from '../engine/errors.js';
 
 function digest(s: string): Buffer {
@@ -45,5 +46,10 @@ export class Auth {
     let ok = false;
     for (const d of this.digests) ok = timingSafeEqual(given, d) || ok;
     return ok ? null : sluiceError('UNAUTHORIZED', 'the bearer token is not valid');
+  }
+
+  /** check() of a request's Authorization header and `token` parameter (during the handler call). */
+  checkRequest(req: HttpRequest): SluiceError | null {
+    return this.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
   }
 }

@@ -13,14 +13,11 @@ commands:
   serve [--config FILE] [--port N] [--host H] [--data DIR]
                                         run the server (default config: configs/sluice.yaml);
                                         SLUICE_* environment variables override flags and file
-  bench [SUITE...] [--json] [--quick]   run benchmark suites (kernels, engine)
-  gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate N] [--seconds S]
-      [--format arrow|msgpack|ndjson] [--connections N] [--batch ROWS] [--seed N]
-      [--disorder MS] [--events N] [--token T] [--json]
-                                        push generated bids over WebSocket ingest; prints
+  gen [options]                         push generated bids over WebSocket ingest; prints
                                         events/s and ack latency (sluice gen --help)
-  query "SELECT ..." [--url http://127.0.0.1:8080] [--format table|json|csv]
-      [--param V ...] [--token T]       run a read-only SQL query on a server
+  query "SELECT ..." [options]          run a read-only SQL query on a server
+                                        (sluice query --help)
+  bench [SUITE...] [--json] [--quick]   run benchmark suites (kernels, engine; e2e when named)
 
 Details of every command: docs/cli.md
 `;

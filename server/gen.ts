@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { schemaFromRecord, type ColumnType, type StreamSchema } from '../engine/schema.js';
 import { BID_COLUMNS, BID_FORMATS, BidRing, bidSchemaProblems, type BidFormat, type Payload } from '../bench/bids.js';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
+import { nearestRank } from '../bench/report.js';
 import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js';
 
 export const GEN_USAGE = `usage: sluice gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate EVENTS_PER_S] [--seconds S]
@@ -183,7 +184,6 @@ export interface Settled {
  * moves forward and the arrays are compacted when half of them is dead.
  */
 export class AckTracker {
-  private seqs: number[] = [];
   private rows: number[] = [];
   private sentAt: number[] = [];
   private head = 0;
@@ -191,12 +191,17 @@ export class AckTracker {
 
   /** batches sent and not answered */
   get outstanding(): number {
-    return this.seqs.length - this.head;
+    return this.rows.length - this.head;
+  }
+
+  /** seq of the oldest batch not answered (seqs are consecutive) */
+  private get headSeq(): number {
+    return this.lastSeq - this.outstanding + 1;
   }
 
   /** Record the next batch; returns its seq. */
   sent(rows: number, at: number): number {
-    this.seqs.push(++this.lastSeq);
+    ++this.lastSeq;
     this.rows.push(rows);
     this.sentAt.push(at);
     return this.lastSeq;
@@ -214,7 +219,7 @@ export class AckTracker {
   nack(k: number, now: number, latency: (ms: number) => void): { acked: Settled; rejectedRows: number } {
     const acked = this.settle(k, now, latency);
     let rejectedRows = 0;
-    if (this.head < this.seqs.length && this.seqs[this.head] === k) {
+    if (this.outstanding > 0 && this.headSeq === k) {
       rejectedRows = this.rows[this.head]!;
       this.head++;
       this.compact();
@@ -225,7 +230,7 @@ export class AckTracker {
   /** Settle the pending batches with seq < end as acknowledged. */
   private settle(end: number, now: number, latency: (ms: number) => void): Settled {
     const out: Settled = { batches: 0, rows: 0 };
-    while (this.head < this.seqs.length && this.seqs[this.head]! < end) {
+    while (this.outstanding > 0 && this.headSeq < end) {
       out.batches++;
       out.rows += this.rows[this.head]!;
       latency(now - this.sentAt[this.head]!);
@@ -236,8 +241,7 @@ export class AckTracker {
   }
 
   private compact(): void {
-    if (this.head < 1024 || this.head * 2 < this.seqs.length) return;
-    this.seqs = this.seqs.slice(this.head);
+    if (this.head < 1024 || this.head * 2 < this.rows.length) return;
     this.rows = this.rows.slice(this.head);
     this.sentAt = this.sentAt.slice(this.head);
     this.head = 0;
@@ -263,7 +267,7 @@ export class Latencies {
     const n = this.size - from;
     if (n <= 0) return ps.map(() => null);
     const sorted = this.values.slice(from, this.size).sort();
-    return ps.map((p) => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!);
+    return ps.map((p) => nearestRank(sorted, p));
   }
 }
 
@@ -483,6 +487,20 @@ export function makeRing(o: GenOptions, schema?: StreamSchema): BidRing {
 }
 
 /** The generator alone: every batch made (and re-stamped) as for a server, none sent. */
+/** A batch made (dry run) or sent, in the summary's counts. */
+function countBatch(s: GenSummary, p: Payload): void {
+  s.eventsSent += p.rows;
+  s.bytesSent += p.data.length;
+  s.batchesSent++;
+}
+
+/** `p`, or nothing after `ms`: a bounded wait that never rejects for the time. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 function dryRun(o: GenOptions): GenSummary {
   const ring = makeRing(o);
   const s = emptySummary(o, ring);
@@ -495,10 +513,7 @@ function dryRun(o: GenOptions): GenSummary {
     // 64 batches between clock reads
     for (let j = 0; j < 64 && s.eventsSent < limit; j++, k++) {
       const rows = Math.min(o.batchRows, limit - s.eventsSent);
-      const p = rows < o.batchRows ? ring.partial(k, rows) : ring.payload(k);
-      s.eventsSent += p.rows;
-      s.bytesSent += p.data.length;
-      s.batchesSent++;
+      countBatch(s, ring.batch(k, rows));
     }
     now = performance.now();
   }
@@ -510,7 +525,7 @@ function dryRun(o: GenOptions): GenSummary {
 async function generate(o: GenOptions): Promise<GenSummary> {
   const base = httpBase(o.url);
   const { schema, watermark } = await streamSchema(base, o);
-  if (watermark !== null && Date.parse(watermark) > o.start - o.disorder) {
+  if (watermark !== null && parseIsoTimestamp(watermark) > o.start - o.disorder) {
     err(`sluice gen: warning: stream '${o.stream}' has its watermark at ${watermark}, after the first generated event time `
       + `(${new Date(o.start - o.disorder).toISOString()}): events in windows that already closed will be late (pass a later --start)`);
   }
@@ -572,9 +587,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     c.tracker.sent(p.rows, at);
     // ws copies (and masks) the bytes into the frame now: the ring may re-stamp them later
     c.ws.send(p.data, { binary: p.binary });
-    s.eventsSent += p.rows;
-    s.batchesSent++;
-    s.bytesSent += p.data.length;
+    countBatch(s, p);
   };
 
   /** Send every batch that is due and has a credit; then wait for an ack or the next due time. */
@@ -599,7 +612,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
       const c = next();
       if (c === null) return; // an ack calls pump again
       const rows = Math.min(o.batchRows, limit - s.eventsSent);
-      send(c, rows < o.batchRows ? ring.partial(k, rows) : ring.payload(k));
+      send(c, ring.batch(k, rows));
       k++;
     }
     stop();
@@ -683,9 +696,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   if (deadline !== null) clearTimeout(deadline);
   if (warmupTimer !== null) clearTimeout(warmupTimer);
   // the outstanding acks, within a bound: a server that stopped answering must not hang us
-  let drainTimer: NodeJS.Timeout | null = null;
-  await Promise.race([drainedP, new Promise<void>((r) => (drainTimer = setTimeout(r, DRAIN_TIMEOUT_MS)))]);
-  if (drainTimer !== null) clearTimeout(drainTimer);
+  await settleWithin(drainedP, DRAIN_TIMEOUT_MS);
   clearInterval(progress);
   const end = lastAckAt > 0 ? lastAckAt : performance.now();
 
@@ -696,9 +707,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     c.byUs = true;
     c.ws.close(1000, 'done');
   }
-  let closeTimer: NodeJS.Timeout | null = null;
-  await Promise.race([Promise.all(conns.map((c) => c.done)), new Promise<void>((r) => (closeTimer = setTimeout(r, CLOSE_TIMEOUT_MS)))]);
-  if (closeTimer !== null) clearTimeout(closeTimer);
+  await settleWithin(Promise.all(conns.map((c) => c.done)), CLOSE_TIMEOUT_MS);
   for (const c of conns) if (c.closed === null) c.ws.terminate();
 
   const [p50, p99, max] = latencies.percentiles([50, 99, 100], latencyMark);

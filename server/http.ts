@@ -57,12 +57,16 @@ export class Reply {
     this.abortHandlers.push(handler);
   }
 
-  /** `closeConnection`: answer and close, e.g. when the body was not read. */
+  /**
+   * `closeConnection`: answer and close, e.g. when the body was not read. Every 503 and 429
+   * says `Retry-After: 1` unless `headers` gives one.
+   */
   send(status: number, contentType: string, body: string | Uint8Array, headers: Headers = {}, closeConnection = false): void {
     if (this.closed) return;
     this.finished = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
+      if ((status === 503 || status === 429) && !Object.keys(headers).some((k) => k.toLowerCase() === 'retry-after')) this.res.writeHeader('Retry-After', '1');
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
       if (this.head) {
         this.res.writeHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
@@ -80,38 +84,29 @@ export class Reply {
     this.send(status, 'application/json', JSON.stringify(body), headers, closeConnection);
   }
 
-  /** `{"error": {"code", "message"}}` with the catalogued status; Retry-After on overload. */
+  /** `{"error": {"code", "message"}}` with the catalogued status (Retry-After: see send). */
   error(err: unknown, closeConnection = false): SluiceError {
     const e = asSluiceError(err);
-    const headers: Record<string, string> = {};
-    if (e.status === 503 || e.status === 429) headers['Retry-After'] = '1';
-    if (e.status === 401) headers['WWW-Authenticate'] = 'Bearer realm="sluice"';
-    this.json(e.status, { error: e.toJSON() }, headers, closeConnection);
+    this.json(e.status, { error: e.toJSON() }, e.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="sluice"' } : {}, closeConnection);
     return e;
   }
 }
 
 /** The request's facts a handler needs after it returns (req dies with the handler call). */
 export interface RequestInfo {
-  readonly method: string;
-  readonly url: string;
   readonly query: string;
   readonly contentType: string;
   readonly contentLength: number | null;
   readonly accept: string;
-  readonly authorization: string;
 }
 
 export function requestInfo(req: HttpRequest): RequestInfo {
   const len = req.getHeader('content-length');
   return {
-    method: req.getMethod(),
-    url: req.getUrl(),
     query: req.getQuery() ?? '',
     contentType: req.getHeader('content-type'),
     contentLength: len === '' || !/^\d+$/.test(len) ? null : Number(len),
     accept: req.getHeader('accept'),
-    authorization: req.getHeader('authorization'),
   };
 }
 

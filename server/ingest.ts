@@ -26,8 +26,8 @@
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { asSluiceError, sluiceError, type SluiceError } from '../engine/errors.js';
 import type { IngestFormat, IngestResult } from '../engine/runtime.js';
-import type { ServerContext } from './context.js';
-import { mediaType, readBody, Reply, requestInfo, statusLine } from './http.js';
+import { unknownStream, type ServerContext } from './context.js';
+import { mediaType, readBody, Reply, requestInfo } from './http.js';
 
 /** Content-Type → batch format of the HTTP ingest route (A4), with common aliases. */
 const CONTENT_TYPES: Readonly<Record<string, IngestFormat>> = {
@@ -61,13 +61,14 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
     const reply = new Reply(res);
     const info = requestInfo(req);
     const stream = req.getParameter(0);
-    const denied = ctx.auth.check(info.authorization, req.getQuery('token') ?? '');
+    const denied = ctx.auth.checkRequest(req);
     if (denied !== null) {
       reply.error(denied, true);
       return;
     }
-    if (!Object.hasOwn(ctx.config.streams, stream)) {
-      reply.error(sluiceError('UNKNOWN_STREAM', `no stream named '${stream}' (streams: ${Object.keys(ctx.config.streams).join(', ') || 'none'})`), true);
+    const unknown = unknownStream(ctx, stream);
+    if (unknown !== null) {
+      reply.error(unknown, true);
       return;
     }
     const type = mediaType(info.contentType);
@@ -245,17 +246,11 @@ export function wsIngest(ctx: ServerContext, sockets: Set<WebSocket<IngestSocket
 
 function upgradeIngest(ctx: ServerContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   const stream = req.getParameter(0);
-  const denied = ctx.auth.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
-  const reply = (err: SluiceError): void => {
-    res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json');
-    if (err.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer realm="sluice"');
-    if (err.status === 503) res.writeHeader('Retry-After', '1');
-    res.end(JSON.stringify({ error: err.toJSON() }), true);
-  };
+  const denied = ctx.auth.checkRequest(req);
+  const reply = (err: SluiceError): void => void new Reply(res, req).error(err, true);
   if (denied !== null) return reply(denied);
-  if (!Object.hasOwn(ctx.config.streams, stream)) {
-    return reply(sluiceError('UNKNOWN_STREAM', `no stream named '${stream}' (streams: ${Object.keys(ctx.config.streams).join(', ') || 'none'})`));
-  }
+  const unknown = unknownStream(ctx, stream);
+  if (unknown !== null) return reply(unknown);
   if (ctx.stopping) return reply(sluiceError('SHUTTING_DOWN', 'the server is stopping'));
   const data: IngestSocket = {
     kind: 'ingest', stream, seq: 0, unanswered: 0, pending: [], head: 0, waiting: 0, flushScheduled: false, closed: false,

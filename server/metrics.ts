@@ -68,34 +68,33 @@ export class Metrics {
 
     // read from the engine at scrape time
     const self = this;
-    const snapshot = (): ReturnType<Sluice['snapshot']> | null => self.engine?.snapshot() ?? null;
-    new Counter({
-      name: METRIC.pipelineEvents, help: 'Events that passed the pipeline\'s filter (on time or late).', labelNames: ['pipeline'], registers,
-      collect() {
-        const s = snapshot();
-        if (s === null) return;
-        this.reset();
-        for (const [p, n] of Object.entries(s.pipelineEvents)) this.inc({ pipeline: p }, n);
-      },
-    });
-    new Counter({
-      name: METRIC.pipelineLate, help: 'Late events routed to <pipeline>__late.', labelNames: ['pipeline'], registers,
-      collect() {
-        const s = snapshot();
-        if (s === null) return;
-        this.reset();
-        for (const [p, n] of Object.entries(s.lateEvents)) this.inc({ pipeline: p }, n);
-      },
-    });
-    new Counter({
-      name: METRIC.windowsEmitted, help: 'Result rows (window × group) committed.', labelNames: ['pipeline'], registers,
-      collect() {
-        const s = snapshot();
-        if (s === null) return;
-        this.reset();
-        for (const [p, n] of Object.entries(s.windowsEmitted)) this.inc({ pipeline: p }, n);
-      },
-    });
+    type Snapshot = ReturnType<Sluice['snapshot']>;
+    const snapshot = (): Snapshot | null => self.engine?.snapshot() ?? null;
+    /** a counter per pipeline, set from the engine's running totals */
+    const perPipeline = (name: string, help: string, pick: (s: Snapshot) => Record<string, number>): void => {
+      new Counter({
+        name, help, labelNames: ['pipeline'], registers,
+        collect() {
+          const s = snapshot();
+          if (s === null) return;
+          this.reset();
+          for (const [p, n] of Object.entries(pick(s))) this.inc({ pipeline: p }, n);
+        },
+      });
+    };
+    /** a gauge set from one number of the snapshot */
+    const level = (name: string, help: string, pick: (s: Snapshot) => number): void => {
+      new Gauge({
+        name, help, registers,
+        collect() {
+          const s = snapshot();
+          if (s !== null) this.set(pick(s));
+        },
+      });
+    };
+    perPipeline(METRIC.pipelineEvents, 'Events that passed the pipeline\'s filter (on time or late).', (s) => s.pipelineEvents);
+    perPipeline(METRIC.pipelineLate, 'Late events routed to <pipeline>__late.', (s) => s.lateEvents);
+    perPipeline(METRIC.windowsEmitted, 'Result rows (window × group) committed.', (s) => s.windowsEmitted);
     new Gauge({
       name: METRIC.watermarkLag, help: 'Wall clock minus the stream\'s watermark (event time), in seconds; absent before the first event.', labelNames: ['stream'], registers,
       collect() {
@@ -106,13 +105,7 @@ export class Metrics {
         for (const [stream, wm] of Object.entries(s.watermark)) if (Number.isFinite(wm)) this.set({ stream }, (now - wm) / 1000);
       },
     });
-    new Gauge({
-      name: METRIC.poolQueueDepth, help: 'Batches received and not yet processed: waiting for a worker, or in a task a worker holds.', registers,
-      collect() {
-        const s = snapshot();
-        if (s !== null) this.set(s.piecesWaiting + s.tasksInFlight);
-      },
-    });
+    level(METRIC.poolQueueDepth, 'Batches received and not yet processed: waiting for a worker, or in a task a worker holds.', (s) => s.piecesWaiting + s.tasksInFlight);
     new Counter({
       name: METRIC.workerFailures, help: 'Worker threads that died (crash, out of memory) while processing a task; their batches were rejected.', registers,
       collect() {
@@ -122,20 +115,8 @@ export class Metrics {
         this.inc(s.workerFailures);
       },
     });
-    new Gauge({
-      name: METRIC.arenaBytes, help: 'Bytes of received batches held in the shared-memory slab arena.', registers,
-      collect() {
-        const s = snapshot();
-        if (s !== null) this.set(s.arenaBytesInUse);
-      },
-    });
-    new Gauge({
-      name: METRIC.arenaCapacity, help: 'Capacity of the slab arena (workers.queue); ingest pushes back when it is full.', registers,
-      collect() {
-        const s = snapshot();
-        if (s !== null) this.set(s.arenaBytesCapacity);
-      },
-    });
+    level(METRIC.arenaBytes, 'Bytes of received batches held in the shared-memory slab arena.', (s) => s.arenaBytesInUse);
+    level(METRIC.arenaCapacity, 'Capacity of the slab arena (workers.queue); ingest pushes back when it is full.', (s) => s.arenaBytesCapacity);
     // Kafka mode (DESIGN.md A7) reports per partition; standalone has no samples.
     new Gauge({ name: METRIC.kafkaLag, help: 'Messages between the committed offset and the end of each assigned partition (Kafka mode).', labelNames: ['topic', 'partition'], registers });
   }

@@ -11,7 +11,8 @@ import { asSluiceError, sluiceError, SluiceError } from '../engine/errors.js';
 import { quoteIdent } from '../engine/parquet-export.js';
 import { formatDuration } from '../engine/units.js';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
-import type { ServerContext } from './context.js';
+import type { QueryOptions, QueryResult } from '../engine/runtime.js';
+import { unknownPipeline, type ServerContext } from './context.js';
 import { mediaType, parseQuery, readBody, Reply, requestInfo, type RequestInfo } from './http.js';
 import { queryResultArrow } from './sql-arrow.js';
 
@@ -24,7 +25,7 @@ export function v1(ctx: ServerContext, handle: (reply: Reply, info: RequestInfo,
   return (res, req) => {
     const reply = new Reply(res, req);
     const info = requestInfo(req);
-    const denied = ctx.auth.check(info.authorization, req.getQuery('token') ?? '');
+    const denied = ctx.auth.checkRequest(req);
     if (denied !== null) {
       reply.error(denied);
       return;
@@ -56,9 +57,8 @@ export function healthz(ctx: ServerContext): Handler {
   return (res, req) => {
     const reply = new Reply(res, req);
     // liveness: a failed engine needs a restart; everything else is alive. The 503 keeps the
-    // {"status"} body of the 200 (what probes and the docs read) and, like every 503, says
-    // Retry-After.
-    if (ctx.engine.status === 'failed') reply.json(503, { status: 'failed' }, { 'Retry-After': '1' });
+    // {"status"} body of the 200 (what probes and the docs read)
+    if (ctx.engine.status === 'failed') reply.json(503, { status: 'failed' });
     else reply.json(200, { status: 'ok' });
   };
 }
@@ -179,19 +179,33 @@ function parseSqlBody(body: string, json: boolean): { sql: string; params: unkno
   return { sql: text, params: params ?? [] };
 }
 
-async function runQuery(ctx: ServerContext, reply: Reply, text: string, params: readonly unknown[], arrow: boolean): Promise<void> {
-  const { maxRows, timeout } = ctx.config.server.sql;
+/** A client's query (/v1/sql, the results route), counted in sluice_sql_queries_total by outcome. */
+async function clientQuery(ctx: ServerContext, text: string, params: readonly unknown[], opts: QueryOptions): Promise<QueryResult> {
   try {
-    const result = await ctx.engine.query(text, params, { readOnly: true, maxRows, timeoutMs: timeout });
+    const result = await ctx.engine.query(text, params, opts);
     ctx.metrics.sqlQueries.inc({ outcome: 'ok' });
-    const headers: Record<string, string> = result.truncated === true ? { 'Sluice-Truncated': 'true' } : {};
-    if (arrow) reply.send(200, ARROW_STREAM, queryResultArrow(result), headers);
-    else reply.json(200, result.truncated === true ? { columns: result.columns, rows: result.rows, truncated: true } : { columns: result.columns, rows: result.rows }, headers);
+    return result;
   } catch (err) {
     const e = asSluiceError(err);
     ctx.metrics.sqlQueries.inc({ outcome: e.code });
-    reply.error(e);
+    throw e;
   }
+}
+
+const TRUNCATED: Readonly<Record<string, string>> = { 'Sluice-Truncated': 'true' };
+
+/** 200 with `{...first, columns, rows}`, and `truncated` (body and header) when maxRows cut it. */
+function replyRows(reply: Reply, result: QueryResult, first: Record<string, unknown> = {}): void {
+  const body = { ...first, columns: result.columns, rows: result.rows };
+  if (result.truncated === true) reply.json(200, { ...body, truncated: true }, TRUNCATED);
+  else reply.json(200, body);
+}
+
+async function runQuery(ctx: ServerContext, reply: Reply, text: string, params: readonly unknown[], arrow: boolean): Promise<void> {
+  const { maxRows, timeout } = ctx.config.server.sql;
+  const result = await clientQuery(ctx, text, params, { readOnly: true, maxRows, timeoutMs: timeout });
+  if (arrow) reply.send(200, ARROW_STREAM, queryResultArrow(result), result.truncated === true ? TRUNCATED : {});
+  else replyRows(reply, result);
 }
 
 // --- REST results --------------------------------------------------------------------------------
@@ -262,9 +276,8 @@ function keyParam(name: string, type: ColumnType, v: string, i: number): { value
 export function results(ctx: ServerContext): Handler {
   return v1(ctx, (reply, info, req) => {
     const name = req.getParameter(0);
-    if (!Object.hasOwn(ctx.config.pipelines, name)) {
-      throw sluiceError('UNKNOWN_PIPELINE', `no pipeline named '${name}' (pipelines: ${Object.keys(ctx.config.pipelines).join(', ') || 'none'})`);
-    }
+    const unknown = unknownPipeline(ctx, name);
+    if (unknown !== null) throw unknown;
     const p = ctx.config.pipelines[name]!;
     const schema = ctx.config.streams[p.from]!.schema;
     const { maxRows } = ctx.config.server.sql;
@@ -295,22 +308,11 @@ export function results(ctx: ServerContext): Handler {
       }
     }
     const order = ['window_start', 'window_end', ...p.groupBy.map(quoteIdent)].join(', ');
-    // one row more than asked for tells whether there are more
+    // one row more than asked for tells whether there are more (maxRows: `truncated`)
     const text = `SELECT * FROM ${quoteIdent(name)}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ${limit + 1} OFFSET ${offset}`;
-    ctx.engine.query(text, params, { timeoutMs: ctx.config.server.sql.timeout }).then(
-      (r) => {
-        ctx.metrics.sqlQueries.inc({ outcome: 'ok' });
-        if (r.rows.length > limit) {
-          reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows.slice(0, limit), truncated: true }, { 'Sluice-Truncated': 'true' });
-        } else {
-          reply.json(200, { pipeline: name, columns: r.columns, rows: r.rows });
-        }
-      },
-      (err: unknown) => {
-        const e = asSluiceError(err);
-        ctx.metrics.sqlQueries.inc({ outcome: e.code });
-        reply.error(e);
-      },
+    clientQuery(ctx, text, params, { maxRows: limit, timeoutMs: ctx.config.server.sql.timeout }).then(
+      (r) => replyRows(reply, r, { pipeline: name }),
+      (err: unknown) => reply.error(err),
     );
   });
 }

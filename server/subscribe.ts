@@ -26,9 +26,9 @@
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { sluiceError, type SluiceError } from '../engine/errors.js';
 import type { WindowsEvent } from '../engine/runtime.js';
-import type { ServerContext } from './context.js';
+import { unknownPipeline, type ServerContext } from './context.js';
 import { closeReason } from './ingest.js';
-import { statusLine } from './http.js';
+import { Reply } from './http.js';
 import { resultShape, windowArrow, windowRows, type ResultShape } from './window-results.js';
 
 export interface SubscribeSocket {
@@ -75,17 +75,11 @@ export class Subscriptions {
   private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     const pipeline = req.getParameter(0);
     const format = req.getQuery('format') ?? '';
-    const reply = (err: SluiceError): void => {
-      res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json');
-      if (err.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer realm="sluice"');
-      if (err.status === 503) res.writeHeader('Retry-After', '1');
-      res.end(JSON.stringify({ error: err.toJSON() }), true);
-    };
-    const denied = this.ctx.auth.check(req.getHeader('authorization'), req.getQuery('token') ?? '');
+    const reply = (err: SluiceError): void => void new Reply(res, req).error(err, true);
+    const denied = this.ctx.auth.checkRequest(req);
     if (denied !== null) return reply(denied);
-    if (!Object.hasOwn(this.ctx.config.pipelines, pipeline)) {
-      return reply(sluiceError('UNKNOWN_PIPELINE', `no pipeline named '${pipeline}' (pipelines: ${Object.keys(this.ctx.config.pipelines).join(', ') || 'none'})`));
-    }
+    const unknown = unknownPipeline(this.ctx, pipeline);
+    if (unknown !== null) return reply(unknown);
     if (format !== '' && format !== 'json' && format !== 'arrow') {
       return reply(sluiceError('BAD_REQUEST', `format must be json or arrow, got '${format}'`));
     }

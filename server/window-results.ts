@@ -8,7 +8,7 @@
 
 import { streamSchemaOf, type SluiceConfig } from '../engine/config.js';
 import { compilePipeline } from '../engine/plan.js';
-import { int64Words, makeSchema, valueAt, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
+import { makeSchema, setInt64At, valueAt, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
 import type { WindowResult } from '../engine/window-state.js';
 import { encodeArrow } from '../native-free-kernels/encode-arrow.js';
 
@@ -78,11 +78,7 @@ export function windowBatch(shape: ResultShape, r: WindowResult): Batch {
       return;
     }
     const words = new Int32Array(2 * n);
-    for (let i = 0; i < n; i++) {
-      const [lo, hi] = int64Words(values[i]!);
-      words[2 * i] = lo;
-      words[2 * i + 1] = hi;
-    }
+    for (let i = 0; i < n; i++) setInt64At(words, i, values[i]!);
     columns.push({ type: 'int64', words, valid: v });
   });
   return { schema: shape.schema, length: n, columns };

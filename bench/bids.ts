@@ -29,7 +29,7 @@
  * Same options and seed, same events, in every format.
  */
 
-import { makeSchema, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
+import { schemaFromRecord, setInt64At, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
 import { concatBatches } from '../native-free-kernels/concat.js';
 import { encodeArrow } from '../native-free-kernels/encode-arrow.js';
 import { encodeMsgpackColumns } from '../native-free-kernels/encode-msgpack.js';
@@ -46,6 +46,49 @@ export const BID_COLUMNS = {
 } as const satisfies Record<string, ColumnType>;
 
 export type BidColumn = keyof typeof BID_COLUMNS;
+
+/** bid_stats' event-time settings: the watermark trails by maxOutOfOrder, windows wait lateness more. */
+export const BID_STATS_TIMING = { maxOutOfOrderMs: 2000, latenessMs: 5000 } as const;
+
+export interface BidStatsOptions {
+  readonly dir: string;
+  readonly archive: boolean;
+  readonly durable?: boolean;
+  /** tumbling window size in ms (default 10 s) */
+  readonly windowMs?: number;
+  readonly parquetEvery: string;
+  /** other top-level sections (server, workers) */
+  readonly extra?: Record<string, unknown>;
+}
+
+/**
+ * The benchmarks' configuration: the bid stream and the bid_stats pipeline of DESIGN.md A2 (and
+ * configs/sluice.yaml) — filter, tumbling window, group by auction, count / max / avg / sum.
+ */
+export function bidStatsConfig(o: BidStatsOptions): Record<string, unknown> {
+  return {
+    ...o.extra,
+    storage: { dir: o.dir, checkpoint: { every: '5s' }, parquet: { every: o.parquetEvery } },
+    streams: {
+      bids: {
+        schema: { ...BID_COLUMNS },
+        eventTime: { column: 'ts', maxOutOfOrder: `${BID_STATS_TIMING.maxOutOfOrderMs}ms` },
+        archive: o.archive,
+        ack: o.durable === true ? 'durable' : 'accepted',
+      },
+    },
+    pipelines: {
+      bid_stats: {
+        from: 'bids',
+        where: "price > 100 and channel != 'spam'",
+        window: { tumbling: `${o.windowMs ?? 10_000}ms` },
+        groupBy: ['auction'],
+        select: { bids: 'count()', max_price: 'max(price)', avg_price: 'avg(price)', total: 'sum(price)' },
+        lateness: `${BID_STATS_TIMING.latenessMs}ms`,
+      },
+    },
+  };
+}
 
 /** Wire formats of generated batches: Arrow IPC stream, MessagePack column map, NDJSON. */
 export const BID_FORMATS = ['arrow', 'msgpack', 'ndjson'] as const;
@@ -136,16 +179,14 @@ export function generateBidRing(o: BidOptions, events: number): BidRingData {
     const c = hotChannel ? Math.floor(rnd() * hotC) : hotC + Math.floor(rnd() * otherC);
     const cents = Math.round(10 ** (rnd() * 6) * 100);
     const back = disorder > 0 ? Math.floor(rnd() * (disorder + 1)) : 0;
-    auction[2 * i] = a % TWO_32;
-    auction[2 * i + 1] = Math.floor(a / TWO_32);
-    bidder[2 * i] = b % TWO_32;
-    bidder[2 * i + 1] = Math.floor(b / TWO_32);
+    setInt64At(auction, i, a);
+    setInt64At(bidder, i, b);
     price[i] = cents / 100;
     codes[i] = c;
     ts[i] = start + Math.floor((i * spanMs) / events) - back;
   }
   const batch: Batch = {
-    schema: makeSchema(Object.entries(BID_COLUMNS).map(([name, type]) => ({ name, type }))),
+    schema: schemaFromRecord(BID_COLUMNS),
     length: events,
     columns: [
       { type: 'int64', words: auction, valid: null },
@@ -398,8 +439,11 @@ export class BidRing {
     return b.payload;
   }
 
-  /** The first `rows` rows of batch k, freshly encoded (the last, partial batch of a run). */
-  partial(k: number, rows: number): Payload {
+  /**
+   * Batch k with `rows` rows: payload(k) when that is all of it, else its first `rows` rows
+   * freshly encoded (the last, partial batch of a run).
+   */
+  batch(k: number, rows: number): Payload {
     if (rows >= this.batchRows) return this.payload(k);
     const K = this.batches.length;
     const from = (k % K) * this.batchRows;

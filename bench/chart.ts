@@ -6,7 +6,7 @@
 
 export interface Series {
   readonly name: string;
-  /** drawn thicker and listed first */
+  /** drawn thicker */
   readonly emphasis: boolean;
   /** [seconds, events per second] */
   readonly throughput: readonly (readonly [number, number])[];
@@ -36,6 +36,11 @@ function step(max: number): number {
   return 10 * p;
 }
 
+/** The line style of series i, the same in the plots and the legend. */
+function stroke(s: Series, i: number): string {
+  return `stroke="${PALETTE[i % PALETTE.length]}" stroke-width="${s.emphasis ? 2.5 : 1.2}"${i >= PALETTE.length && !s.emphasis ? ' stroke-dasharray="4 2"' : ''}`;
+}
+
 function panel(
   out: string[], series: readonly Series[], pick: (s: Series) => readonly (readonly [number, number])[],
   y0: number, label: string, fmt: (v: number) => string, maxT: number,
@@ -61,7 +66,7 @@ function panel(
     const pts = pick(s);
     if (pts.length === 0) return;
     const d = pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    out.push(`<polyline points="${d}" fill="none" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="${s.emphasis ? 2.5 : 1.2}"${i >= PALETTE.length && !s.emphasis ? ' stroke-dasharray="4 2"' : ''}/>`);
+    out.push(`<polyline points="${d}" fill="none" ${stroke(s, i)}/>`);
   });
 }
 
@@ -79,7 +84,7 @@ export function renderChart(series: readonly Series[], o: { title: string }): st
   series.forEach((s, i) => {
     const ly = TOP + i * 16;
     const lx = LEFT + PLOT_W + 20;
-    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="${s.emphasis ? 2.5 : 1.2}"${i >= PALETTE.length && !s.emphasis ? ' stroke-dasharray="4 2"' : ''}/>`);
+    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" ${stroke(s, i)}/>`);
     out.push(`<text x="${lx + 24}" y="${ly + 4}" font-size="11">${esc(s.name)}</text>`);
   });
   out.push('</svg>');

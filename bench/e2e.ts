@@ -32,11 +32,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sliceBatch, type Batch } from '../engine/schema.js';
-import { BidRing } from './bids.js';
-import { runDuckDB } from './engine.js';
-import { renderChart, type Series } from './chart.js';
+import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
 import type { GenSummary } from '../server/gen.js';
+import { METRIC } from '../server/metrics.js';
+import { requestJson } from '../server/query-cli.js';
+import { BID_STATS_TIMING, bidStatsConfig, generateBidRing } from './bids.js';
+import { renderChart, type Series } from './chart.js';
+import { runDuckDB } from './engine.js';
+import { splitBatch } from './kernels.js';
+import { markdownTable, millions, nearestRank } from './report.js';
 
 export interface E2eOptions {
   quick: boolean;
@@ -85,32 +89,11 @@ export interface E2eRow extends Case {
 const CLI = fileURLToPath(new URL('../server/cli.js', import.meta.url));
 const POLL_MS = 10;
 const SAMPLE_MS = 500;
-const LATE = { maxOutOfOrderMs: 2000, latenessMs: 5000 };
-
-function config(dir: string, c: Case, windowSize: string): Record<string, unknown> {
-  return {
-    server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' },
-    storage: { dir, checkpoint: { every: '5s' }, parquet: { every: '1m' } },
-    workers: { threads: c.threads },
-    streams: {
-      bids: {
-        schema: { auction: 'int64', bidder: 'int64', price: 'float64', channel: 'string', ts: 'timestamp' },
-        eventTime: { column: 'ts', maxOutOfOrder: `${LATE.maxOutOfOrderMs}ms`, idleTimeout: '10s' },
-        archive: c.archive,
-        ack: 'accepted',
-      },
-    },
-    pipelines: {
-      bid_stats: {
-        from: 'bids',
-        where: "price > 100 and channel != 'spam'",
-        window: { tumbling: windowSize },
-        groupBy: ['auction'],
-        select: { bids: 'count()', max_price: 'max(price)', avg_price: 'avg(price)', total: 'sum(price)' },
-        lateness: `${LATE.latenessMs}ms`,
-      },
-    },
-  };
+function config(dir: string, c: Case, windowMs: number): Record<string, unknown> {
+  return bidStatsConfig({
+    dir, archive: c.archive, windowMs, parquetEvery: '1m',
+    extra: { server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' }, workers: { threads: c.threads } },
+  });
 }
 
 // --- child processes -----------------------------------------------------------------------------
@@ -192,7 +175,7 @@ class Sampler {
       const text = await (await fetch(`${this.url}/metrics`)).text();
       this.samples.push({
         t: (performance.now() - this.t0) / 1000,
-        events: metricSum(text, 'sluice_ingest_events_total'),
+        events: metricSum(text, METRIC.ingestEvents),
         rssMiB: metricSum(text, 'sluice_process_resident_memory_bytes') / 2 ** 20,
       });
     } catch {
@@ -234,9 +217,9 @@ class ResultPoller {
     while (!this.stopped) {
       const started = Date.now();
       try {
-        const res = await fetch(`${this.url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const answer = await requestJson(`${this.url}/v1/sql`, { method: 'POST', body, timeoutMs: 5000 });
         const at = Date.now();
-        const v = ((await res.json()) as { rows: (number | null)[][] }).rows[0]?.[0] ?? null;
+        const v = (answer.body as { rows: (number | null)[][] }).rows[0]?.[0] ?? null;
         if (v !== null && v > this.last) {
           this.seen.push({ windowEnd: v, at });
           this.last = v;
@@ -263,7 +246,7 @@ interface RunSpec extends Case {
   readonly warmup: number;
   readonly seconds: number;
   readonly batchRows: number;
-  readonly windowSize: string;
+  readonly windowMs: number;
 }
 
 interface RunResult {
@@ -275,13 +258,18 @@ interface RunResult {
   readonly latency: E2eRow['resultLatencyMs'];
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+/** CPU seconds so far of the server and of gen, and when they were read */
+interface CpuReading {
+  readonly server: number | null;
+  readonly gen: number | null;
+  readonly at: number;
+}
 
 async function runOnce(spec: RunSpec): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-'));
   try {
     const configPath = join(dir, 'sluice.json');
-    writeFileSync(configPath, JSON.stringify(config(join(dir, 'data'), spec, spec.windowSize)));
+    writeFileSync(configPath, JSON.stringify(config(join(dir, 'data'), spec, spec.windowMs)));
     const serve = await startServe(configPath);
     try {
       const t0 = performance.now();
@@ -299,9 +287,9 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
       child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
       const genExit = exitOf(child);
-      let cpuFrom: { server: number | null; gen: number | null; at: number } | null = null;
-      let cpuTo: { server: number | null; gen: number | null; at: number } | null = null;
-      const readCpu = (): { server: number | null; gen: number | null; at: number } => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
+      let cpuFrom: CpuReading | null = null;
+      let cpuTo: CpuReading | null = null;
+      const readCpu = (): CpuReading => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
       // gen builds its ring before it starts the clock; warm-up and measuring follow
       const cpuTimers = [
         setTimeout(() => (cpuFrom = readCpu()), (spec.warmup + 1) * 1000),
@@ -314,8 +302,9 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       if (out.trim() === '') throw new Error(`gen printed no summary: ${err}`);
       const gen = JSON.parse(out) as GenSummary;
       const cores = (k: 'server' | 'gen'): number | null => {
-        const a = cpuFrom as { server: number | null; gen: number | null; at: number } | null;
-        const b = cpuTo as { server: number | null; gen: number | null; at: number } | null;
+        // (assigned in timer callbacks: TypeScript's narrowing would call them null here)
+        const a = cpuFrom as CpuReading | null;
+        const b = cpuTo as CpuReading | null;
         if (a === null || b === null || a[k] === null || b[k] === null) return null;
         return (b[k]! - a[k]!) / ((b.at - a.at) / 1000);
       };
@@ -324,7 +313,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       const serverRate = sampler.rate(Math.max(0, last - gen.seconds), last);
       let latency: E2eRow['resultLatencyMs'] = null;
       if (poller !== null && gen.firstSendAt !== null) {
-        const start = Date.parse(gen.start);
+        const start = parseIsoTimestamp(gen.start);
         const batchMs = (spec.batchRows * 1000) / spec.rate;
         const waits: number[] = [];
         let previous = -Infinity;
@@ -332,9 +321,8 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
           // every window end in (previous, windowEnd] became visible at `at`; the first sighting
           // may be of windows that closed before polling began: skip it
           if (previous !== -Infinity) {
-            const size = parseDuration(spec.windowSize);
-            for (let e = previous + size; e <= windowEnd; e += size) {
-              const closingTime = e + LATE.latenessMs + LATE.maxOutOfOrderMs;
+            for (let e = previous + spec.windowMs; e <= windowEnd; e += spec.windowMs) {
+              const closingTime = e + BID_STATS_TIMING.latenessMs + BID_STATS_TIMING.maxOutOfOrderMs;
               const sentAt = gen.firstSendAt + Math.floor((closingTime - start) / batchMs) * batchMs;
               if (closingTime - start > (spec.warmup + spec.seconds) * 1000) continue; // closed by the idle clock, not by data
               waits.push(at - sentAt);
@@ -343,7 +331,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
           previous = windowEnd;
         }
         waits.sort((a, b) => a - b);
-        if (waits.length > 0) latency = { p50: pct(waits, 50), p99: pct(waits, 99), max: waits[waits.length - 1]!, windows: waits.length };
+        if (waits.length > 0) latency = { p50: nearestRank(waits, 50), p99: nearestRank(waits, 99), max: waits[waits.length - 1]!, windows: waits.length };
       }
       return { gen, samples: sampler.samples, serverRate, serverCores: cores('server'), genCores: cores('gen'), latency };
     } finally {
@@ -352,12 +340,6 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function parseDuration(d: string): number {
-  const m = /^(\d+)(ms|s)$/.exec(d);
-  if (m === null) throw new Error(`bad duration ${d}`);
-  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
 // --- the suite -------------------------------------------------------------------------------------------------
@@ -372,10 +354,7 @@ const LATENCY_BATCH_ROWS = 16_384;
 
 /** DuckDB's events/s for the same bids (gen's seed 1 and shape), archive off and on. */
 async function duckdbBaseline(events: number): Promise<{ off: number; on: number }> {
-  const ring = new BidRing({ seed: 1, eventsPerSecond: 1_000_000, format: 'arrow', batchRows: 65_536, ringEvents: events });
-  const all = ring.events(events);
-  const batches: Batch[] = [];
-  for (let from = 0; from < events; from += 65_536) batches.push(sliceBatch(all, from, Math.min(events, from + 65_536)));
+  const batches = splitBatch(generateBidRing({ seed: 1, eventsPerSecond: 1_000_000 }, events).batch, 65_536);
   return { off: await runDuckDB(batches, false), on: await runDuckDB(batches, true) };
 }
 
@@ -417,11 +396,11 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     }
   }
   for (const c of cases) {
-    const spec: RunSpec = { ...c, kind: 'matrix', rate: 0, warmup, seconds, batchRows: BATCH_ROWS[c.format], windowSize: '10s' };
+    const spec: RunSpec = { ...c, kind: 'matrix', rate: 0, warmup, seconds, batchRows: BATCH_ROWS[c.format], windowMs: 10_000 };
     log(`e2e: ${describe(spec)} ...`);
     const r = await runOnce(spec);
     const out = row(spec, r, c.archive ? duck.on : duck.off);
-    log(`     ${m(out.eventsPerSecond)} events/s (server ${m(out.serverEventsPerSecond)}), ack p99 ${ms(out.ackP99Ms)}, RSS ${out.rssEndMiB} MiB, cores: server ${out.serverCores ?? '-'} gen ${out.genCores ?? '-'}${out.ok ? '' : ' (gen reported a problem)'}`);
+    log(`     ${millions(out.eventsPerSecond)} events/s (server ${millions(out.serverEventsPerSecond)}), ack p99 ${ms(out.ackP99Ms)}, RSS ${out.rssEndMiB} MiB, cores: server ${out.serverCores ?? '-'} gen ${out.genCores ?? '-'}${out.ok ? '' : ' (gen reported a problem)'}`);
     rows.push(out);
   }
   const best = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0]!;
@@ -432,17 +411,17 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   const latencyCase: Case = { format: 'arrow', archive: false, threads: 2, connections: 4 };
   const half = Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
   {
-    const spec: RunSpec = { ...latencyCase, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowSize: '1s' };
-    log(`e2e: latency — ${describe(spec)} at ${m(half)} events/s, 1 s windows ...`);
+    const spec: RunSpec = { ...latencyCase, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
+    log(`e2e: latency — ${describe(spec)} at ${millions(half)} events/s, 1 s windows ...`);
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ack p50 ${ms(out.ackP50Ms)} p99 ${ms(out.ackP99Ms)}; result visible p50 ${ms(out.resultLatencyMs?.p50 ?? null)} p99 ${ms(out.resultLatencyMs?.p99 ?? null)} over ${out.resultLatencyMs?.windows ?? 0} windows`);
     rows.push(out);
   }
   {
-    const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowSize: '10s' };
+    const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000 };
     log(`e2e: soak — ${describe(spec)} for ${spec.seconds} s ...`);
     const out = row(spec, await runOnce(spec), duck.off);
-    log(`     ${m(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB})`);
+    log(`     ${millions(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB})`);
     rows.push(out);
   }
   mkdirSync(outDir, { recursive: true });
@@ -451,7 +430,7 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   return { rows, duckdb: { ...duck, events: duckEvents }, chart };
 }
 
-function describe(c: Case & { kind?: string }): string {
+function describe(c: Case): string {
   return `${c.format}, archive ${c.archive ? 'on' : 'off'}, ${c.threads} thread${c.threads === 1 ? '' : 's'}, ${c.connections} connection${c.connections === 1 ? '' : 's'}`;
 }
 
@@ -472,17 +451,14 @@ function chartSeries(rows: E2eRow[]): Series[] {
   });
 }
 
-const m = (v: number): string => `${(v / 1e6).toFixed(2)} M`;
 const ms = (v: number | null): string => (v === null ? '-' : `${v.toFixed(1)} ms`);
 
 export function e2eTable(report: E2eReport): string {
   const head = ['run', 'format', 'archive', 'threads', 'conns', 'events/s', 'ack p50', 'ack p99', 'result p99', 'RSS end', 'server cores', 'DuckDB events/s', 'ratio'];
   const body = report.rows.map((r) => [
-    r.kind, r.format, r.archive ? 'on' : 'off', String(r.threads), String(r.connections), m(r.eventsPerSecond), ms(r.ackP50Ms), ms(r.ackP99Ms),
+    r.kind, r.format, r.archive ? 'on' : 'off', String(r.threads), String(r.connections), millions(r.eventsPerSecond), ms(r.ackP50Ms), ms(r.ackP99Ms),
     r.resultLatencyMs === null ? '' : ms(r.resultLatencyMs.p99), `${r.rssEndMiB} MiB`, r.serverCores === null ? '-' : r.serverCores.toFixed(2),
-    m(r.duckdb), `${(r.eventsPerSecond / r.duckdb).toFixed(2)}×`,
+    millions(r.duckdb), `${(r.eventsPerSecond / r.duckdb).toFixed(2)}×`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(head), `|${widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...body.map(line)].join('\n');
+  return markdownTable(head, body, 3);
 }

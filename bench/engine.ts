@@ -18,10 +18,12 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Sluice } from '../engine/runtime.js';
 import { resolveWorkerThreads } from '../engine/config.js';
-import { sliceBatch, type Batch } from '../engine/schema.js';
+import type { Batch } from '../engine/schema.js';
 import { encodeArrow, encodeArrowDictionary } from '../native-free-kernels/encode-arrow.js';
 import { ChunkWriter, SQL_TYPE_OF } from '../engine/duckdb-append.js';
-import { makeBids } from './kernels.js';
+import { bidStatsConfig } from './bids.js';
+import { makeBids, splitBatch } from './kernels.js';
+import { markdownTable, millions } from './report.js';
 
 export interface EngineBenchOptions {
   quick: boolean;
@@ -44,27 +46,7 @@ const BATCH = 65_536;
 const IN_FLIGHT = 32;
 
 function configFor(dir: string, mode: 'off' | 'archive' | 'durable'): Record<string, unknown> {
-  return {
-    storage: { dir, checkpoint: { every: '5s' }, parquet: { every: '1h' } },
-    streams: {
-      bids: {
-        schema: { auction: 'int64', bidder: 'int64', price: 'float64', channel: 'string', ts: 'timestamp' },
-        eventTime: { column: 'ts', maxOutOfOrder: '2s' },
-        archive: mode === 'archive',
-        ack: mode === 'durable' ? 'durable' : 'accepted',
-      },
-    },
-    pipelines: {
-      bid_stats: {
-        from: 'bids',
-        where: "price > 100 and channel != 'spam'",
-        window: { tumbling: '10s' },
-        groupBy: ['auction'],
-        select: { bids: 'count()', max_price: 'max(price)', avg_price: 'avg(price)', total: 'sum(price)' },
-        lateness: '5s',
-      },
-    },
-  };
+  return bidStatsConfig({ dir, archive: mode === 'archive', durable: mode === 'durable', parquetEvery: '1h' });
 }
 
 async function runSluice(mode: 'off' | 'archive' | 'durable', batches: readonly Uint8Array[], warm: number): Promise<{ rate: number; committed: number; flushMs: number; rows: number }> {
@@ -133,8 +115,7 @@ export async function runEngineBench(opts: EngineBenchOptions): Promise<EngineRo
   const total = opts.quick ? 64 : 256; // batches of 64 K
   const warm = 16;
   const data = makeBids(total * BATCH, 7);
-  const decoded: Batch[] = [];
-  for (let i = 0; i < total; i++) decoded.push(sliceBatch(data, i * BATCH, (i + 1) * BATCH));
+  const decoded = splitBatch(data, BATCH);
   log(`engine: ${total} batches of ${BATCH.toLocaleString('en-US')} bids (Arrow IPC), ${warm} for warm-up, ${IN_FLIGHT} unacknowledged at most`);
   const dict = decoded.map((b) => encodeArrowDictionary(b));
   const utf8 = decoded.map((b) => encodeArrow(b));
@@ -156,12 +137,8 @@ export async function runEngineBench(opts: EngineBenchOptions): Promise<EngineRo
   return out;
 }
 
-const m = (v: number): string => `${(v / 1e6).toFixed(2)} M`;
-
 export function engineTable(rows: EngineRow[]): string {
   const head = ['run', 'events', 'acked events/s', 'flush ms', 'committed events/s', 'DuckDB events/s', 'committed/DuckDB'];
-  const body = rows.map((r) => [r.name, r.rows.toLocaleString('en-US'), m(r.sluice), r.flushMs.toFixed(0), m(r.committed), m(r.duckdb), `${(r.committed / r.duckdb).toFixed(2)}×`]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(head), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...body.map(line)].join('\n');
+  const body = rows.map((r) => [r.name, r.rows.toLocaleString('en-US'), millions(r.sluice), r.flushMs.toFixed(0), millions(r.committed), millions(r.duckdb), `${(r.committed / r.duckdb).toFixed(2)}×`]);
+  return markdownTable(head, body);
 }

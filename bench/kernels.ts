@@ -30,6 +30,7 @@ import { encodeMsgpackColumns, encodeMsgpackRows } from '../native-free-kernels/
 import { encodeJson, encodeNdjson } from '../native-free-kernels/encode-json.js';
 import { loadIntoDuckDB, BIDS_SQL_COLUMNS } from './duckdb-load.js';
 import { mulberry32 } from './random.js';
+import { markdownTable, millions } from './report.js';
 
 export interface KernelBenchOptions {
   quick: boolean;
@@ -89,7 +90,8 @@ export function makeBids(rows: number, seed = 42): Batch {
   };
 }
 
-function split(batch: Batch, size: number): Batch[] {
+/** `batch` in consecutive slices of `size` rows (views, the last one shorter). */
+export function splitBatch(batch: Batch, size: number): Batch[] {
   const out: Batch[] = [];
   for (let from = 0; from < batch.length; from += size) out.push(sliceBatch(batch, from, Math.min(batch.length, from + size)));
   return out;
@@ -174,7 +176,7 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
   const rows = opts.quick ? 262_144 : 1_048_576;
   const batchRows = 65_536;
   const data = makeBids(rows);
-  const batches = split(data, batchRows);
+  const batches = splitBatch(data, batchRows);
   log(`kernels: ${rows.toLocaleString('en-US')} seeded bids in ${batches.length} batches of ${batchRows.toLocaleString('en-US')} rows, one thread`);
 
   // encoded forms of one batch for the decoders
@@ -276,13 +278,11 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
   return results;
 }
 
-const fmt = (v: number | null): string => (v === null ? '—' : `${(v / 1e6).toFixed(1)} M`);
+const fmt = (v: number | null): string => (v === null ? '—' : millions(v, 1));
 const ratio = (a: number, b: number | null): string => (b === null ? '—' : `${(a / b).toFixed(2)}×`);
 
 export function kernelTable(rows: BenchRow[], cores: number): string {
   const head = ['kernel', 'Sluice rows/s', 'typed-array loop', 'Sluice/loop', 'DuckDB 1 thread', 'Sluice/DuckDB', `DuckDB ${cores} threads`, 'Sluice/DuckDB'];
   const body = rows.map((r) => [r.name, fmt(r.sluice), fmt(r.baseline), ratio(r.sluice, r.baseline), fmt(r.duckdb1), ratio(r.sluice, r.duckdb1), fmt(r.duckdbAll), ratio(r.sluice, r.duckdbAll)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(head), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...body.map(line)].join('\n');
+  return markdownTable(head, body);
 }

@@ -1,7 +1,9 @@
 /**
  * Server tests' shared pieces: a real server on 127.0.0.1 port 0 over a fresh data directory,
- * a quiet logger, and a `ws` client that collects the server's JSON answers in order.
+ * a quiet logger, a `ws` client that collects the server's JSON answers in order, and waiting
+ * with a deadline (node:test has no default timeout).
  */
+import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { startServer, type SluiceServer } from '../../server/app.js';
@@ -21,6 +23,21 @@ export async function testServer(o: TestServerOptions = {}): Promise<SluiceServe
   server.host = '127.0.0.1';
   server.port = 0;
   return startServer(config, { log: pino({ level: process.env.SLUICE_TEST_LOG ?? 'silent' }) });
+}
+
+/** `p`, or a failure naming `what` after `ms` (node:test has no default timeout). */
+export function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Wait until `cond` holds, checking every 20 ms; fail after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !(await cond());) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 export function wsUrl(server: SluiceServer, path: string): string {

@@ -23,7 +23,7 @@ import { encodeJson, encodeNdjson } from '../../native-free-kernels/encode-json.
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
 import { BIDS_SCHEMA, makeEvents, removeFreshDirs } from '../helpers/oracle.js';
 import { mulberry32, type Rng } from '../helpers/random.js';
-import { testServer, TestSocket, wsUrl } from '../helpers/server.js';
+import { testServer, TestSocket, within, wsUrl } from '../helpers/server.js';
 
 after(removeFreshDirs);
 
@@ -318,12 +318,6 @@ interface Tally {
   reconnects: number;
 }
 
-function within<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 async function openIngest(server: SluiceServer): Promise<TestSocket> {
   const socket = await TestSocket.open(wsUrl(server, INGEST));
   assert.deepEqual(await socket.next(), { credits: CREDITS });
@@ -341,7 +335,7 @@ async function drive(server: SluiceServer, frames: readonly Frame[], first: numb
   let sentIdx: number[] = []; // frame index of seq k at k - 1
   let answered = 0;
   const absorb = async (): Promise<void> => {
-    const m = await within(Promise.race([socket.next(20_000), socket.closed.then((c) => ({ unexpectedClose: c }))]), 'answer');
+    const m = await within(Promise.race([socket.next(20_000), socket.closed.then((c) => ({ unexpectedClose: c }))]), 'answer', 20_000);
     const msg = m as Record<string, unknown>;
     if ('unexpectedClose' in msg) throw new Error(`the server closed the connection: ${JSON.stringify(msg.unexpectedClose)} after frame ${sentIdx[answered]} (${frames[sentIdx[answered]! - first]?.kind})`);
     tally.answers++;
@@ -373,7 +367,7 @@ async function drive(server: SluiceServer, frames: readonly Frame[], first: numb
     if (f.oversize) {
       while (answered < sentIdx.length) await absorb();
       send(f);
-      const closed = await within(socket.closed, 'close after an oversized message');
+      const closed = await within(socket.closed, 'close after an oversized message', 20_000);
       if (closed.code !== 1009 || !closed.reason.startsWith('SLUICE_PAYLOAD_TOO_LARGE: ')) tally.problems.push(`oversized frame ${first + j}: close ${closed.code} ${closed.reason}`);
       tally.outcomes[first + j] = { closed: closed.code };
       if (socket.messages.length > 0) tally.problems.push(`answers after the close: ${JSON.stringify(socket.messages)}`);
@@ -391,7 +385,7 @@ async function drive(server: SluiceServer, frames: readonly Frame[], first: numb
   // nothing more may come (a duplicate answer would arrive by now)
   await new Promise((resolve) => setTimeout(resolve, 100));
   if (socket.messages.length > 0) tally.problems.push(`unexpected answers: ${JSON.stringify(socket.messages.slice(0, 3))}`);
-  const closed = await within(socket.close(), 'close');
+  const closed = await within(socket.close(), 'close', 20_000);
   if (closed.code !== 1000) tally.problems.push(`close ${closed.code} ${closed.reason}`);
 }
 

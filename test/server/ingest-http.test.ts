@@ -10,51 +10,18 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { Packr } from 'msgpackr';
 import { allErrorDefs } from '../../engine/errors.js';
-import type { Batch, Column } from '../../engine/schema.js';
+import type { Batch } from '../../engine/schema.js';
 import type { SluiceServer } from '../../server/app.js';
 import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/encode-arrow.js';
 import { encodeJson, encodeNdjson } from '../../native-free-kernels/encode-json.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
-import { BIDS_SCHEMA, makeEvents, removeFreshDirs } from '../helpers/oracle.js';
-import { testServer, type TestServerOptions } from '../helpers/server.js';
+import { archived, marked, summary, withServer } from '../helpers/marked.js';
+import { removeFreshDirs } from '../helpers/oracle.js';
 
 after(removeFreshDirs);
 
 const INGEST = '/v1/streams/bids/ingest';
 const ARROW = 'application/vnd.apache.arrow.stream';
-const utf8 = new TextEncoder();
-const BIDDER = BIDS_SCHEMA.index.get('bidder')!;
-
-/** `n` seeded events whose bidder is `marker` in every row. */
-function marked(marker: number, n: number): Batch {
-  const events = makeEvents({ seed: marker, n, step: 7, disorder: 50 });
-  const words = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) words[2 * i] = marker;
-  return { ...events, columns: events.columns.map((c, i): Column => (i === BIDDER ? { type: 'int64', words, valid: null } : c)) };
-}
-
-/** Per batch: rows, Σ qty, Σ UTF-8 bytes of channel, Σ event time — the archive query's columns. */
-function summary(b: Batch): string {
-  const col = (name: string): Column => b.columns[BIDS_SCHEMA.index.get(name)!]!;
-  const qty = col('qty'), channel = col('channel'), ts = col('ts');
-  let q = 0n, chars = 0n, t = 0n;
-  for (let i = 0; i < b.length; i++) {
-    if (qty.type === 'int32' && (qty.valid === null || qty.valid[i] === 1)) q += BigInt(qty.values[i]!);
-    if (channel.type === 'string' && (channel.valid === null || channel.valid[i] === 1)) chars += BigInt(utf8.encode(channel.dict[channel.codes[i]!]!).length);
-    if (ts.type === 'timestamp') t += BigInt(ts.values[i]!);
-  }
-  return `${b.length}|${q}|${chars}|${t}`;
-}
-
-/** marker → summary of its rows in the archive (after a commit). */
-async function archived(server: SluiceServer): Promise<Map<string, string>> {
-  await server.engine.checkpoint();
-  const r = await server.engine.query(
-    `SELECT bidder::VARCHAR, count(*)::VARCHAR || '|' || coalesce(sum(qty), 0)::VARCHAR || '|' ||
-            coalesce(sum(strlen(channel)), 0)::VARCHAR || '|' || sum(epoch_ms(ts))::VARCHAR
-     FROM bids GROUP BY bidder`);
-  return new Map(r.rows.map((row) => [String(row[0]), String(row[1])]));
-}
 
 interface Answer {
   readonly status: number;
@@ -113,15 +80,6 @@ function headOnly(server: SluiceServer, contentLength: number, type: string): Pr
     req.on('error', reject);
     req.flushHeaders();
   });
-}
-
-async function withServer(opts: TestServerOptions, fn: (server: SluiceServer) => Promise<void>): Promise<void> {
-  const server = await testServer({ archive: true, ...opts });
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
 }
 
 describe('HTTP ingest', () => {

@@ -14,51 +14,15 @@ import type { SluiceServer } from '../../server/app.js';
 import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/encode-arrow.js';
 import { encodeNdjson } from '../../native-free-kernels/encode-json.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
-import { BIDS_SCHEMA, makeEvents, removeFreshDirs, T0 } from '../helpers/oracle.js';
+import { BIDS_SCHEMA, removeFreshDirs, T0 } from '../helpers/oracle.js';
 import { call } from '../helpers/http.js';
-import { testServer, TestSocket, wsUrl, type TestServerOptions } from '../helpers/server.js';
+import { archived, marked, summary, utf8, withServer } from '../helpers/marked.js';
+import { TestSocket, within, wsUrl } from '../helpers/server.js';
 
 after(removeFreshDirs);
 
 const INGEST = '/v1/streams/bids/ingest';
 const packr = new Packr({ useRecords: false });
-const utf8 = new TextEncoder();
-
-// --- marked batches and what the archive must hold for them ----------------------------------
-
-const BIDDER = BIDS_SCHEMA.index.get('bidder')!;
-
-/** `n` seeded events whose bidder is `marker` in every row. */
-function marked(marker: number, n: number, seed = marker): Batch {
-  const events = makeEvents({ seed, n, step: 7, disorder: 50 });
-  const words = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) words[2 * i] = marker;
-  const columns = events.columns.map((c, i): Column => (i === BIDDER ? { type: 'int64', words, valid: null } : c));
-  return { ...events, columns };
-}
-
-/** Per batch: rows, Σ qty, Σ UTF-8 bytes of channel, Σ event time — the archive query's columns. */
-function summary(b: Batch): string {
-  const col = (name: string): Column => b.columns[BIDS_SCHEMA.index.get(name)!]!;
-  const qty = col('qty'), channel = col('channel'), ts = col('ts');
-  let q = 0n, chars = 0n, t = 0n;
-  for (let i = 0; i < b.length; i++) {
-    if (qty.type === 'int32' && (qty.valid === null || qty.valid[i] === 1)) q += BigInt(qty.values[i]!);
-    if (channel.type === 'string' && (channel.valid === null || channel.valid[i] === 1)) chars += BigInt(utf8.encode(channel.dict[channel.codes[i]!]!).length);
-    if (ts.type === 'timestamp') t += BigInt(ts.values[i]!);
-  }
-  return `${b.length}|${q}|${chars}|${t}`;
-}
-
-/** marker → summary of its rows in the archive (after a commit). */
-async function archived(server: SluiceServer): Promise<Map<string, string>> {
-  await server.engine.checkpoint();
-  const r = await server.engine.query(
-    `SELECT bidder::VARCHAR, count(*)::VARCHAR || '|' || coalesce(sum(qty), 0)::VARCHAR || '|' ||
-            coalesce(sum(strlen(channel)), 0)::VARCHAR || '|' || sum(epoch_ms(ts))::VARCHAR
-     FROM bids GROUP BY bidder`);
-  return new Map(r.rows.map((row) => [String(row[0]), String(row[1])]));
-}
 
 // --- the client side of the protocol -----------------------------------------------------------
 
@@ -112,13 +76,6 @@ class Answers {
   }
 }
 
-/** `p`, or a failure naming `what` after `ms` (node:test has no default timeout). */
-function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 async function openIngest(server: SluiceServer): Promise<{ socket: TestSocket; credits: number }> {
   const socket = await TestSocket.open(wsUrl(server, INGEST));
   const hello = (await socket.next()) as Record<string, unknown>;
@@ -151,15 +108,6 @@ function assertOutcomes(frames: readonly Frame[], answers: Answers): void {
     if (f.rows !== null) assert.ok(o.ack, `batch ${i + 1} should be acked, got ${JSON.stringify(o)}`);
     else assert.deepEqual(o.ack ? 'ack' : o.code, f.code, `batch ${i + 1}: ${o.ack ? '' : o.message}`);
   });
-}
-
-async function withServer(opts: TestServerOptions, fn: (server: SluiceServer) => Promise<void>): Promise<void> {
-  const server = await testServer({ archive: true, ...opts });
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
 }
 
 const ENCODERS = {

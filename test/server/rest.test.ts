@@ -7,11 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { encodeBatches, eventTimes, makeEvents, removeFreshDirs, T0 } from '../helpers/oracle.js';
-import { testServer } from '../helpers/server.js';
+import { testServer, until } from '../helpers/server.js';
 import { openMemory, queryRows, loadBatch, type JsValue } from '../helpers/duckdb.js';
-import { assertError, call, json, type Answer } from '../helpers/http.js';
+import { assertError, call, contentLength, json, rawRequest, RawConnection, type Answer, type RawAnswer } from '../helpers/http.js';
 import { sliceBatch, type Batch } from '../../engine/schema.js';
 import type { SluiceServer } from '../../server/app.js';
 
@@ -84,14 +83,6 @@ async function ingest(events: Batch): Promise<void> {
     assert.equal(a.status, 200, a.text);
     assert.deepEqual(json(a), { rows: Math.min(400, events.length - sent) });
     sent += 400;
-  }
-}
-
-/** Wait until `cond` holds, checking every 20 ms; fail after 10 s. */
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (const end = Date.now() + 10_000; !(await cond());) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -349,31 +340,9 @@ describe('other statuses', () => {
   });
 
   test('HEAD answers carry Content-Length and no body: the next answer on a kept-alive connection is intact', async () => {
-    const socket = connect(server.port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    let received = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
-    /** one request; the answer's head, and `bodyLength` bytes after it once they came */
-    const exchange = async (method: string, path: string, bodyLength: (head: string) => number): Promise<{ status: number; head: string; body: string }> => {
-      received = Buffer.alloc(0);
-      socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      for (const end = Date.now() + 10_000; ;) {
-        const split = received.indexOf('\r\n\r\n');
-        if (split >= 0) {
-          const head = received.subarray(0, split).toString('latin1');
-          const n = bodyLength(head);
-          if (received.length >= split + 4 + n) {
-            // whatever else arrives within 100 ms would belong to no request
-            await new Promise((resolve) => setTimeout(resolve, 100));
-            assert.equal(received.length, split + 4 + n, `${method} ${path}: ${n} body bytes expected, got ${JSON.stringify(received.subarray(split + 4).toString('latin1'))}`);
-            return { status: Number(head.slice(9, 12)), head, body: received.subarray(split + 4).toString('utf8') };
-          }
-        }
-        if (Date.now() > end) assert.fail(`no answer to ${method} ${path}: ${received.toString('latin1')}`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    };
-    const contentLength = (head: string): number => Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? NaN);
+    const conn = await RawConnection.open(server.port);
+    /** one request; whatever else arrives within 100 ms of its answer would belong to no request */
+    const exchange = (method: string, path: string, bodyLength?: (head: string) => number): Promise<RawAnswer> => conn.exchange(rawRequest(method, path), { bodyLength, quietMs: 100 });
     try {
       const heads: [string, number, string | null][] = [
         ['/healthz', 200, null],
@@ -389,7 +358,7 @@ describe('other statuses', () => {
         assert.equal(h.body, '');
         if (allow !== null) assert.match(h.head, new RegExp(`\r\nAllow: ${allow}(\r\n|$)`, 'i'));
         // and the same connection answers a GET in full
-        const g = await exchange('GET', '/healthz', contentLength);
+        const g = await exchange('GET', '/healthz');
         assert.equal(g.status, 200, `GET after HEAD ${path}: ${g.head}`);
         assert.deepEqual(JSON.parse(g.body), { status: 'ok' });
       }
@@ -397,7 +366,7 @@ describe('other statuses', () => {
       const h = await exchange('HEAD', '/healthz', () => 0);
       assert.equal(contentLength(h.head), Buffer.byteLength('{"status":"ok"}'));
     } finally {
-      socket.destroy();
+      conn.destroy();
     }
   });
 
@@ -452,39 +421,22 @@ describe('other statuses', () => {
   test('while the server closes, /readyz is 503 SLUICE_NOT_READY with Retry-After and /healthz stays 200', async () => {
     const s = await testServer();
     // a connection made before close(): the listening socket goes first, open connections are still answered
-    const socket = connect(s.port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    let received = '';
-    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-    const exchange = async (path: string): Promise<{ status: number; head: string; body: string }> => {
-      const start = received.length;
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      for (const end = Date.now() + 10_000; ;) {
-        const text = received.slice(start);
-        const split = text.indexOf('\r\n\r\n');
-        const len = /content-length: (\d+)/i.exec(text);
-        if (split >= 0 && len !== null && text.length >= split + 4 + Number(len[1])) {
-          return { status: Number(text.slice(9, 12)), head: text.slice(0, split), body: text.slice(split + 4, split + 4 + Number(len[1])) };
-        }
-        if (Date.now() > end) assert.fail(`no answer to ${path}: ${text}`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    };
+    const conn = await RawConnection.open(s.port);
+    const get = (path: string): Promise<RawAnswer> => conn.exchange(rawRequest('GET', path));
     try {
-      assert.equal((await exchange('/readyz')).status, 200);
+      assert.equal((await get('/readyz')).status, 200);
       const closing = s.close();
-      const ready = await exchange('/readyz');
-      const health = await exchange('/healthz');
-      const socketClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const ready = await get('/readyz');
+      const health = await get('/healthz');
       await closing;
       // and then the kept-alive connection is closed too: nothing answers from a closed engine
-      await Promise.race([socketClosed, new Promise((_, reject) => setTimeout(() => reject(new Error('a kept-alive connection outlived close()')), 2000))]);
+      await Promise.race([conn.closed, new Promise((_, reject) => setTimeout(() => reject(new Error('a kept-alive connection outlived close()')), 2000))]);
       assert.equal(ready.status, 503, ready.body);
       assert.match(ready.head, /\r\nRetry-After: 1\r\n/i);
       assert.equal((JSON.parse(ready.body) as { error: { code: string } }).error.code, 'SLUICE_NOT_READY');
       assert.equal(health.status, 200, health.body);
     } finally {
-      socket.destroy();
+      conn.destroy();
       await s.close();
     }
   });

@@ -7,13 +7,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tableFromIPC } from 'apache-arrow';
-import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { encodeArrow } from '../../native-free-kernels/encode-arrow.js';
 import { sliceBatch } from '../../engine/schema.js';
 import type { SluiceServer } from '../../server/app.js';
 import { encodeBatches, makeEvents, removeFreshDirs, type Payload } from '../helpers/oracle.js';
-import { testServer, TestSocket, wsUrl } from '../helpers/server.js';
+import { rawRequest, RawConnection } from '../helpers/http.js';
+import { testServer, TestSocket, until, wsUrl } from '../helpers/server.js';
 
 after(removeFreshDirs);
 
@@ -34,15 +34,6 @@ async function sql(server: SluiceServer, query: string): Promise<{ columns: { na
   const res = await post(server, '/v1/sql', JSON.stringify({ sql: query }), 'application/json');
   assert.equal(res.status, 200);
   return (await res.json()) as { columns: { name: string }[]; rows: unknown[][] };
-}
-
-/** Wait until `cond` holds (checked every 20 ms), failing after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('subscribe', () => {
@@ -69,7 +60,7 @@ describe('subscribe', () => {
         return m.rows;
       });
       const arrowRows = (): number => (arrow.messages as Buffer[]).reduce((n, b) => n + tableFromIPC(b).numRows, 0);
-      await until(() => rowsOf(json).length >= want.length && rowsOf(json2).length >= want.length && arrowRows() >= want.length, 10_000, 'every window');
+      await until(() => rowsOf(json).length >= want.length && rowsOf(json2).length >= want.length && arrowRows() >= want.length, 'every window');
       // anything sent twice would arrive by now
       await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -128,7 +119,7 @@ describe('subscribe', () => {
       assert.equal((await post(server, '/v1/flush', '', 'application/json')).status, 200);
 
       const rows = (): number => (fast.messages as { rows: unknown[] }[]).reduce((n, m) => n + m.rows.length, 0);
-      await until(() => rows() >= 320_000, 20_000, 'the reading subscriber to get every row');
+      await until(() => rows() >= 320_000, 'the reading subscriber to get every row', 20_000);
       assert.equal(rows(), 320_000);
 
       const dropped = async (): Promise<number> => {
@@ -153,35 +144,19 @@ describe('subscribe', () => {
   test('while the server stops, an upgrade on a kept-alive connection is 503 SLUICE_SHUTTING_DOWN with Retry-After', async () => {
     const server = await testServer();
     // a connection made before close(): the listening socket goes first, this one is still answered
-    const socket = connect(server.port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    let received = '';
-    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-    const answer = async (): Promise<{ head: string; body: string }> => {
-      for (const end = Date.now() + 10_000; ;) {
-        const split = received.indexOf('\r\n\r\n');
-        const len = /\r\ncontent-length: (\d+)/i.exec(received);
-        if (split >= 0 && len !== null && received.length >= split + 4 + Number(len[1])) {
-          return { head: received.slice(0, split), body: received.slice(split + 4, split + 4 + Number(len[1])) };
-        }
-        if (Date.now() > end) assert.fail(`no answer: ${received}`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    };
+    const conn = await RawConnection.open(server.port);
     try {
-      socket.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
-      assert.match((await answer()).head, /^HTTP\/1\.1 200 /);
-      received = '';
+      assert.match((await conn.exchange(rawRequest('GET', '/readyz'))).head, /^HTTP\/1\.1 200 /);
       const closing = server.close();
-      socket.write('GET /v1/pipelines/tumble/subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-      const refused = await answer();
+      const refused = await conn.exchange(rawRequest('GET', '/v1/pipelines/tumble/subscribe', {
+        Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13',
+      }));
       await closing;
       assert.match(refused.head, /^HTTP\/1\.1 503 /);
       assert.match(refused.head, /\r\nRetry-After: 1(\r\n|$)/i);
       assert.equal((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'SLUICE_SHUTTING_DOWN');
     } finally {
-      socket.destroy();
+      conn.destroy();
       await server.close();
     }
   });
@@ -194,7 +169,7 @@ describe('subscribe', () => {
       const s = await TestSocket.open(wsUrl(server, '/v1/pipelines/tumble/subscribe'));
       assert.equal(server.engine.listenerCount('windows'), 1);
       await s.close();
-      await until(() => server.engine.listenerCount('windows') === 0, 2000, 'the windows listener to go');
+      await until(() => server.engine.listenerCount('windows') === 0, 'the windows listener to go', 2000);
     } finally {
       await server.close();
     }

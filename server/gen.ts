@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { schemaFromRecord, type ColumnType, type StreamSchema } from '../engine/schema.js';
 import { BID_COLUMNS, BID_FORMATS, BidRing, bidSchemaProblems, type BidFormat, type Payload } from '../bench/bids.js';
+import { NEXMARK_STREAM_NAMES, NEXMARK_STREAMS, NexmarkRing, nexmarkSchemaProblems, type NexmarkStream } from '../bench/nexmark.js';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
 import { nearestRank } from '../bench/report.js';
 import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js';
@@ -30,10 +31,15 @@ import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js'
 export const GEN_USAGE = `usage: sluice gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate EVENTS_PER_S] [--seconds S]
                   [--events N] [--format arrow|msgpack|ndjson] [--connections N] [--batch ROWS]
                   [--seed N] [--disorder MS] [--start TIME] [--ring EVENTS] [--token T]
-                  [--warmup S] [--json] [--dry-run]
+                  [--warmup S] [--event-rate N] [--workload bids|nexmark] [--json] [--dry-run]
   --rate 0 sends as fast as the credits allow; --token defaults to $SLUICE_TOKEN;
   --dry-run builds and cycles the batches without a server (the generator's own speed);
-  --warmup S leaves the first S seconds out of the summary's events/s and ack latencies
+  --warmup S leaves the first S seconds out of the summary's events/s and ack latencies;
+  --event-rate N: event time advances at N events per second (default --rate; 1000000
+  with --rate 0), e.g. minutes of event time sent in seconds;
+  --workload nexmark sends Nexmark's Person / Auction / Bid mix (1:3:46) to the streams
+  person, auction and bid (Arrow only; --batch counts events of all three types, --connections
+  the bid stream's connections: person and auction get one each; no --stream, no --disorder)
 `;
 
 const DEFAULTS = {
@@ -45,7 +51,11 @@ const DEFAULTS = {
   connections: 1,
   seed: 1,
   disorder: 0,
+  workload: 'bids' as Workload,
 };
+
+export const WORKLOADS = ['bids', 'nexmark'] as const;
+export type Workload = (typeof WORKLOADS)[number];
 /** Largest default batch; smaller at low rates so that pacing still sends ~100 batches/s. */
 const MAX_DEFAULT_BATCH = 1000;
 /** The ring: rate × 2 s of events, within these bounds (ndjson is ~90 bytes an event). */
@@ -64,6 +74,8 @@ export interface GenOptions {
   readonly stream: string;
   /** events per second; 0 = as fast as credits allow */
   readonly rate: number;
+  /** event-time rate (events per second of event time): --event-rate, else rate, else 1 M */
+  readonly eventRate: number;
   /** null: no time limit (only with --events) */
   readonly seconds: number | null;
   readonly events: number | null;
@@ -77,6 +89,7 @@ export interface GenOptions {
   readonly token: string | undefined;
   /** seconds at the start left out of the summary's rate and latencies (they are still sent) */
   readonly warmup: number;
+  readonly workload: Workload;
   readonly json: boolean;
   readonly dryRun: boolean;
 }
@@ -109,6 +122,8 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         ring: { type: 'string' },
         token: { type: 'string' },
         warmup: { type: 'string' },
+        workload: { type: 'string' },
+        'event-rate': { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
       },
@@ -121,6 +136,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   const format = values.format ?? DEFAULTS.format;
   if (!(BID_FORMATS as readonly string[]).includes(format)) throw new GenUsageError(`--format takes ${BID_FORMATS.join(', ')}, got '${format}'`);
   const rate = count('rate', values.rate, 0) ?? DEFAULTS.rate;
+  const eventRate = count('event-rate', values['event-rate'], 1) ?? (rate === 0 ? RATE_ZERO_EVENT_RATE : rate);
   const events = count('events', values.events, 1) ?? null;
   const secondsGiven = values.seconds !== undefined;
   let seconds: number | null = DEFAULTS.seconds;
@@ -150,10 +166,19 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   const stream = values.stream ?? DEFAULTS.stream;
   if (stream === '') throw new GenUsageError('--stream must not be empty');
+  const workload = values.workload ?? DEFAULTS.workload;
+  if (!(WORKLOADS as readonly string[]).includes(workload)) throw new GenUsageError(`--workload takes ${WORKLOADS.join(', ')}, got '${workload}'`);
+  if (workload === 'nexmark') {
+    // the ring re-stamps ids and times in place: only Arrow keeps them at fixed byte positions
+    if (format !== 'arrow') throw new GenUsageError(`--workload nexmark sends Arrow only, got --format ${format}`);
+    if (values.stream !== undefined) throw new GenUsageError(`--workload nexmark sends to the streams ${NEXMARK_STREAM_NAMES.join(', ')}: leave out --stream`);
+    if (values.disorder !== undefined && values.disorder !== '0') throw new GenUsageError('--workload nexmark sends events in order: leave out --disorder');
+  }
   return {
     url: values.url ?? DEFAULTS.url,
     stream,
     rate,
+    eventRate,
     seconds,
     events,
     format: format as BidFormat,
@@ -165,6 +190,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     ringEvents,
     token: values.token ?? env['SLUICE_TOKEN'],
     warmup,
+    workload: workload as Workload,
     json: values.json ?? false,
     dryRun: values['dry-run'] ?? false,
   };
@@ -281,24 +307,48 @@ interface StreamInfo {
   readonly watermark?: string | null;
 }
 
-/** GET /v1/streams → the stream's schema, checked for the bid columns, and its watermark. */
-async function streamSchema(base: string, o: GenOptions): Promise<{ schema: StreamSchema; watermark: string | null }> {
+/** What gen needs of each stream it writes: its schema on the server and its watermark. */
+interface Target {
+  readonly name: string;
+  readonly schema: StreamSchema;
+  readonly watermark: string | null;
+}
+
+/** The columns a workload writes to `stream` and the problems of a server schema with them. */
+function columnsFor(o: GenOptions, stream: string): { columns: Readonly<Record<string, string>>; problems: (schema: Readonly<Record<string, string>>) => string[] } {
+  if (o.workload === 'nexmark') {
+    const s = stream as NexmarkStream;
+    return { columns: NEXMARK_STREAMS[s], problems: (schema) => nexmarkSchemaProblems(s, schema) };
+  }
+  return { columns: BID_COLUMNS, problems: bidSchemaProblems };
+}
+
+/** The streams a run writes, in the order of a step's payloads. */
+function streamNames(o: GenOptions): readonly string[] {
+  return o.workload === 'nexmark' ? NEXMARK_STREAM_NAMES : [o.stream];
+}
+
+/** GET /v1/streams → each stream's schema, checked for the generated columns, and its watermark. */
+async function streamTargets(base: string, o: GenOptions): Promise<Target[]> {
   const answer = await requestJson(`${base}/v1/streams`, { method: 'GET', token: o.token, timeoutMs: OPEN_TIMEOUT_MS });
   const list = (answer.body as { streams?: unknown }).streams;
   if (!Array.isArray(list)) throw new ClientError(null, `unexpected answer from ${base}/v1/streams: ${answer.text.slice(0, 200)}`);
   const streams = list as StreamInfo[];
-  const s = streams.find((x) => x.name === o.stream);
-  if (s === undefined) {
-    const names = streams.map((x) => x.name);
-    throw new ClientError('SLUICE_UNKNOWN_STREAM', `the server at ${base} has no stream '${o.stream}' (streams: ${names.join(', ') || 'none'})`);
-  }
-  const problems = bidSchemaProblems(s.schema);
-  if (problems.length > 0) {
-    throw new ClientError(null, `stream '${o.stream}' cannot take generated bids: ${problems.join('; ')} (the generator writes ${Object.entries(BID_COLUMNS).map(([k, t]) => `${k} ${t}`).join(', ')})`);
-  }
-  const eventTime = s.eventTime?.column ?? 'ts';
-  if (eventTime !== 'ts') throw new ClientError(null, `stream '${o.stream}' takes its event time from '${eventTime}', which the generator does not write (it writes ts)`);
-  return { schema: schemaFromRecord(s.schema as Record<string, ColumnType>), watermark: s.watermark ?? null };
+  return streamNames(o).map((name) => {
+    const s = streams.find((x) => x.name === name);
+    if (s === undefined) {
+      const names = streams.map((x) => x.name);
+      throw new ClientError('SLUICE_UNKNOWN_STREAM', `the server at ${base} has no stream '${name}' (streams: ${names.join(', ') || 'none'})`);
+    }
+    const { columns, problems: check } = columnsFor(o, name);
+    const problems = check(s.schema);
+    if (problems.length > 0) {
+      throw new ClientError(null, `stream '${name}' cannot take generated ${o.workload === 'nexmark' ? `Nexmark ${name} events` : 'bids'}: ${problems.join('; ')} (the generator writes ${Object.entries(columns).map(([k, t]) => `${k} ${t}`).join(', ')})`);
+    }
+    const eventTime = s.eventTime?.column ?? 'ts';
+    if (eventTime !== 'ts') throw new ClientError(null, `stream '${name}' takes its event time from '${eventTime}', which the generator does not write (it writes ts)`);
+    return { name, schema: schemaFromRecord(s.schema as Record<string, ColumnType>), watermark: s.watermark ?? null };
+  });
 }
 
 interface Closed {
@@ -316,7 +366,8 @@ class Connection {
   byUs = false;
   readonly done: Promise<void>;
 
-  constructor(readonly id: number, readonly ws: WebSocket) {
+  /** `stream`: the index of the connection's stream in the step's payloads */
+  constructor(readonly id: number, readonly stream: number, readonly ws: WebSocket) {
     this.done = new Promise((resolve) => ws.once('close', () => resolve()));
   }
 
@@ -331,13 +382,13 @@ function wsBase(url: string): string {
 }
 
 /** Open one connection and wait for its credits; rejects with the server's reason. */
-function openConnection(id: number, url: string, token: string | undefined): Promise<Connection> {
+function openConnection(id: number, stream: number, url: string, token: string | undefined): Promise<Connection> {
   const headers: Record<string, string> = token !== undefined && token !== '' ? { authorization: `Bearer ${token}` } : {};
   // perMessageDeflate off: compressing would cost the generator far more than encoding, and
   // only an uncompressed send copies the bytes at once (a deflating sender queues the buffer
   // by reference, and the ring re-stamps its buffers in place)
   const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS });
-  const conn = new Connection(id, ws);
+  const conn = new Connection(id, stream, ws);
   return new Promise((resolve, reject) => {
     let settled = false;
     const fail = (message: string, code: string | null = null): void => {
@@ -383,11 +434,15 @@ function openConnection(id: number, url: string, token: string | undefined): Pro
 
 export interface GenSummary {
   url: string;
+  workload: Workload;
+  /** the streams written (nexmark: person,auction,bid) */
   stream: string;
   format: BidFormat;
   connections: number;
   batchRows: number;
   rate: number;
+  /** events per second of event time */
+  eventRate: number;
   seed: number;
   disorder: number;
   /** event time of the first event (ISO-8601) */
@@ -414,6 +469,7 @@ export interface GenSummary {
   closes: Closed[];
   /** batches never answered (the drain timed out or their connection closed) */
   unanswered: number;
+  /** ringBatches: steps in the ring (a nexmark step is up to three batches, one per stream) */
   generator: { ringEvents: number; ringBatches: number; buildMs: number; bytesPerEvent: number; spanMs: number };
   dryRun: boolean;
   ok: boolean;
@@ -464,9 +520,25 @@ export async function runGen(argv: string[]): Promise<number> {
   }
 }
 
-function emptySummary(o: GenOptions, ring: BidRing): GenSummary {
+/**
+ * The stream a run sends, step by step: step k holds the run's events [k·B, (k+1)·B) as one
+ * payload per stream (bids: one stream; nexmark: person, auction, bid; null when a step has no
+ * event for a stream). Payloads are shared with the ring: send them before asking for step k + K.
+ */
+export interface Steps {
+  readonly streams: readonly string[];
+  readonly ringEvents: number;
+  /** steps in the ring */
+  readonly size: number;
+  readonly buildMs: number;
+  readonly bytes: number;
+  readonly spanMs: number;
+  step(k: number, rows: number): readonly (Payload | null)[];
+}
+
+function emptySummary(o: GenOptions, ring: Steps): GenSummary {
   return {
-    url: o.url, stream: o.stream, format: o.format, connections: o.connections, batchRows: o.batchRows, rate: o.rate,
+    url: o.url, workload: o.workload, stream: ring.streams.join(','), format: o.format, connections: o.connections, batchRows: o.batchRows, rate: o.rate, eventRate: o.eventRate,
     seed: o.seed, disorder: o.disorder, start: new Date(o.start).toISOString(), credits: null,
     eventsSent: 0, eventsAcked: 0, batchesSent: 0, batchesAcked: 0, nacks: 0, eventsNacked: 0, bytesSent: 0,
     seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
@@ -478,15 +550,34 @@ function emptySummary(o: GenOptions, ring: BidRing): GenSummary {
   };
 }
 
-/** The generator a run of `o` uses (tests rebuild it to know what was sent). */
+/** The bid generator a run of `o` uses (tests rebuild it to know what was sent). */
 export function makeRing(o: GenOptions, schema?: StreamSchema): BidRing {
   return new BidRing({
-    seed: o.seed, eventsPerSecond: o.rate === 0 ? RATE_ZERO_EVENT_RATE : o.rate, start: o.start, disorder: o.disorder,
+    seed: o.seed, eventsPerSecond: o.eventRate, start: o.start, disorder: o.disorder,
     format: o.format, batchRows: o.batchRows, ringEvents: o.ringEvents, ...(schema === undefined ? {} : { schema }),
   });
 }
 
-/** The generator alone: every batch made (and re-stamped) as for a server, none sent. */
+/** The Nexmark generator a run of `o` uses, for the streams' schemas on the server. */
+export function makeNexmarkRing(o: GenOptions, schemas?: Partial<Record<NexmarkStream, StreamSchema>>): NexmarkRing {
+  return new NexmarkRing({
+    seed: o.seed, eventsPerSecond: o.eventRate, start: o.start, batchRows: o.batchRows, ringEvents: o.ringEvents,
+    ...(schemas === undefined ? {} : { schemas }),
+  });
+}
+
+/** The steps of a run of `o`; `targets` are the streams on the server (none in a dry run). */
+function makeSteps(o: GenOptions, targets?: readonly Target[]): Steps {
+  const streams = streamNames(o);
+  if (o.workload === 'nexmark') {
+    const schemas = targets === undefined ? undefined : Object.fromEntries(targets.map((t) => [t.name, t.schema]));
+    const ring = makeNexmarkRing(o, schemas);
+    return { streams, ringEvents: ring.ringEvents, size: ring.size, buildMs: ring.buildMs, bytes: ring.bytes, spanMs: ring.spanMs, step: (k, rows) => ring.step(k, rows) };
+  }
+  const ring = makeRing(o, targets?.[0]?.schema);
+  return { streams, ringEvents: ring.ringEvents, size: ring.size, buildMs: ring.buildMs, bytes: ring.bytes, spanMs: ring.spanMs, step: (k, rows) => [ring.batch(k, rows)] };
+}
+
 /** A batch made (dry run) or sent, in the summary's counts. */
 function countBatch(s: GenSummary, p: Payload): void {
   s.eventsSent += p.rows;
@@ -501,8 +592,9 @@ async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The generator alone: every batch made (and re-stamped) as for a server, none sent. */
 function dryRun(o: GenOptions): GenSummary {
-  const ring = makeRing(o);
+  const ring = makeSteps(o);
   const s = emptySummary(o, ring);
   const limit = o.events ?? Infinity;
   const deadline = o.seconds === null ? Infinity : o.seconds * 1000;
@@ -513,7 +605,7 @@ function dryRun(o: GenOptions): GenSummary {
     // 64 batches between clock reads
     for (let j = 0; j < 64 && s.eventsSent < limit; j++, k++) {
       const rows = Math.min(o.batchRows, limit - s.eventsSent);
-      countBatch(s, ring.batch(k, rows));
+      for (const p of ring.step(k, rows)) if (p !== null) countBatch(s, p);
     }
     now = performance.now();
   }
@@ -524,16 +616,22 @@ function dryRun(o: GenOptions): GenSummary {
 
 async function generate(o: GenOptions): Promise<GenSummary> {
   const base = httpBase(o.url);
-  const { schema, watermark } = await streamSchema(base, o);
-  if (watermark !== null && parseIsoTimestamp(watermark) > o.start - o.disorder) {
-    err(`sluice gen: warning: stream '${o.stream}' has its watermark at ${watermark}, after the first generated event time `
-      + `(${new Date(o.start - o.disorder).toISOString()}): events in windows that already closed will be late (pass a later --start)`);
+  const targets = await streamTargets(base, o);
+  for (const { name, watermark } of targets) {
+    if (watermark !== null && parseIsoTimestamp(watermark) > o.start - o.disorder) {
+      err(`sluice gen: warning: stream '${name}' has its watermark at ${watermark}, after the first generated event time `
+        + `(${new Date(o.start - o.disorder).toISOString()}): events in windows that already closed will be late (pass a later --start)`);
+    }
   }
-  const ring = makeRing(o, schema);
+  const ring = makeSteps(o, targets);
   const s = emptySummary(o, ring);
-  const url = `${wsBase(o.url)}/v1/streams/${encodeURIComponent(o.stream)}/ingest`;
+  // --connections to the stream of the bids workload; nexmark: to bid, and one each to person and auction
+  const plan = ring.streams.flatMap((name, stream) => {
+    const url = `${wsBase(o.url)}/v1/streams/${encodeURIComponent(name)}/ingest`;
+    return Array.from({ length: o.workload === 'nexmark' && name !== 'bid' ? 1 : o.connections }, () => ({ stream, url }));
+  });
 
-  const opened = await Promise.allSettled(Array.from({ length: o.connections }, (_, i) => openConnection(i + 1, url, o.token)));
+  const opened = await Promise.allSettled(plan.map((p, i) => openConnection(i + 1, p.stream, p.url, o.token)));
   const conns: Connection[] = [];
   for (const r of opened) if (r.status === 'fulfilled') conns.push(r.value);
   const refused = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -550,8 +648,13 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   let stopped = false;
   let lastAckAt = 0;
   let timer: NodeJS.Timeout | null = null;
-  let rr = 0;
+  const pools = ring.streams.map((_, i) => conns.filter((c) => c.stream === i));
+  const rr = ring.streams.map(() => 0);
   let k = 0;
+  /** the step being sent (null: the next is not begun), its next payload, events of the steps begun */
+  let parts: readonly (Payload | null)[] | null = null;
+  let part = 0;
+  let stepped = 0;
   let t0 = 0;
   let endAt: number | null = null;
   let drained: () => void = () => undefined;
@@ -571,11 +674,13 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     checkDrained();
   };
 
-  const next = (): Connection | null => {
-    for (let i = 0; i < conns.length; i++) {
-      const c = conns[(rr + i) % conns.length]!;
+  /** A connection of `stream` with a free credit, round robin. */
+  const next = (stream: number): Connection | null => {
+    const pool = pools[stream]!;
+    for (let i = 0; i < pool.length; i++) {
+      const c = pool[(rr[stream]! + i) % pool.length]!;
       if (c.free > 0) {
-        rr = (rr + i + 1) % conns.length;
+        rr[stream] = (rr[stream]! + i + 1) % pool.length;
         return c;
       }
     }
@@ -598,9 +703,22 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     timer = null;
     if (stopped) return;
     const now = performance.now();
-    while (s.eventsSent < limit) {
+    for (;;) {
+      if (parts !== null) {
+        // finish the step begun: each payload on a connection of its stream
+        for (; part < parts.length; part++) {
+          const p = parts[part] ?? null;
+          if (p === null) continue;
+          const c = next(part);
+          if (c === null) return; // an ack calls pump again
+          send(c, p);
+        }
+        parts = null;
+        k++;
+      }
+      if (stepped >= limit) break;
       if (o.rate > 0) {
-        const dueAt = t0 + (s.eventsSent * 1000) / o.rate;
+        const dueAt = t0 + (stepped * 1000) / o.rate;
         // a batch due at or after the end is not sent, however late this timer fired: a paced
         // run sends exactly rate × seconds events when the server keeps up
         if (endAt !== null && dueAt >= endAt) break;
@@ -609,11 +727,10 @@ async function generate(o: GenOptions): Promise<GenSummary> {
           return;
         }
       }
-      const c = next();
-      if (c === null) return; // an ack calls pump again
-      const rows = Math.min(o.batchRows, limit - s.eventsSent);
-      send(c, ring.batch(k, rows));
-      k++;
+      const rows = Math.min(o.batchRows, limit - stepped);
+      parts = ring.step(k, rows);
+      part = 0;
+      stepped += rows;
     }
     stop();
   };

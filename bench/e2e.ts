@@ -27,11 +27,9 @@
  * time of every run).
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
 import type { GenSummary } from '../server/gen.js';
 import { METRIC } from '../server/metrics.js';
@@ -40,6 +38,7 @@ import { BID_STATS_TIMING, bidStatsConfig, generateBidRing } from './bids.js';
 import { renderChart, type Series } from './chart.js';
 import { runDuckDB } from './engine.js';
 import { splitBatch } from './kernels.js';
+import { runGen, startServe, stopServe } from './processes.js';
 import { markdownTable, millions, nearestRank } from './report.js';
 
 export interface E2eOptions {
@@ -86,7 +85,6 @@ export interface E2eRow extends Case {
   readonly ok: boolean;
 }
 
-const CLI = fileURLToPath(new URL('../server/cli.js', import.meta.url));
 const POLL_MS = 10;
 const SAMPLE_MS = 500;
 function config(dir: string, c: Case, windowMs: number): Record<string, unknown> {
@@ -94,57 +92,6 @@ function config(dir: string, c: Case, windowMs: number): Record<string, unknown>
     dir, archive: c.archive, windowMs, parquetEvery: '1m',
     extra: { server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' }, workers: { threads: c.threads } },
   });
-}
-
-// --- child processes -----------------------------------------------------------------------------
-
-interface Serve {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly exited: Promise<number | null>;
-  stderr(): string;
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-async function startServe(configPath: string): Promise<Serve> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SLUICE_LOG_LEVEL: 'warn' },
-  });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
-  const exited = exitOf(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-      const m = /^listening on (http:\/\/\S+)$/m.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${String(code)} before listening: ${err}`)));
-  });
-  return { child, url, exited, stderr: () => err };
-}
-
-async function stopServe(s: Serve): Promise<void> {
-  s.child.kill('SIGTERM');
-  const code = await s.exited;
-  if (code !== 0) throw new Error(`serve exited with ${String(code)}: ${s.stderr()}`);
-}
-
-/** CPU seconds (user + system) a process used so far; null where /proc is missing. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[11], [12] = utime, stime (the 14th and 15th of the whole line) in clock ticks
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return null;
-  }
 }
 
 // --- sampling ----------------------------------------------------------------------------------------
@@ -258,13 +205,6 @@ interface RunResult {
   readonly latency: E2eRow['resultLatencyMs'];
 }
 
-/** CPU seconds so far of the server and of gen, and when they were read */
-interface CpuReading {
-  readonly server: number | null;
-  readonly gen: number | null;
-  readonly at: number;
-}
-
 async function runOnce(spec: RunSpec): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-'));
   try {
@@ -277,37 +217,11 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       sampler.start();
       const poller = spec.kind === 'latency' ? new ResultPoller(serve.url) : null;
       poller?.start();
-      // CPU of both processes over the measured part: read at the end of the warm-up and at the end
-      const serverPid = serve.child.pid!;
       const genArgs = ['--url', serve.url, '--rate', String(spec.rate), '--seconds', String(spec.warmup + spec.seconds), '--warmup', String(spec.warmup),
         '--format', spec.format, '--connections', String(spec.connections), '--batch', String(spec.batchRows)];
-      const child = spawn(process.execPath, [CLI, 'gen', '--json', ...genArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-      child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
-      const genExit = exitOf(child);
-      let cpuFrom: CpuReading | null = null;
-      let cpuTo: CpuReading | null = null;
-      const readCpu = (): CpuReading => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
-      // gen builds its ring before it starts the clock; warm-up and measuring follow
-      const cpuTimers = [
-        setTimeout(() => (cpuFrom = readCpu()), (spec.warmup + 1) * 1000),
-        setTimeout(() => (cpuTo = readCpu()), (spec.warmup + spec.seconds) * 1000),
-      ];
-      await genExit;
-      cpuTimers.forEach(clearTimeout);
+      const { gen, serverCores, genCores } = await runGen(serve, genArgs, spec.warmup, spec.seconds);
       sampler.stop();
       await poller?.stop();
-      if (out.trim() === '') throw new Error(`gen printed no summary: ${err}`);
-      const gen = JSON.parse(out) as GenSummary;
-      const cores = (k: 'server' | 'gen'): number | null => {
-        // (assigned in timer callbacks: TypeScript's narrowing would call them null here)
-        const a = cpuFrom as CpuReading | null;
-        const b = cpuTo as CpuReading | null;
-        if (a === null || b === null || a[k] === null || b[k] === null) return null;
-        return (b[k]! - a[k]!) / ((b.at - a.at) / 1000);
-      };
       // the server's rate over gen's measured interval (gen starts its clock after building the ring)
       const last = sampler.samples[sampler.samples.length - 1]?.t ?? 0;
       const serverRate = sampler.rate(Math.max(0, last - gen.seconds), last);
@@ -333,7 +247,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
         waits.sort((a, b) => a - b);
         if (waits.length > 0) latency = { p50: nearestRank(waits, 50), p99: nearestRank(waits, 99), max: waits[waits.length - 1]!, windows: waits.length };
       }
-      return { gen, samples: sampler.samples, serverRate, serverCores: cores('server'), genCores: cores('gen'), latency };
+      return { gen, samples: sampler.samples, serverRate, serverCores, genCores, latency };
     } finally {
       await stopServe(serve);
     }

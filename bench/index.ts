@@ -1,7 +1,8 @@
 /**
  * `sluice bench [SUITE...] [--json] [--quick]`: runs the named suites (kernels and engine when
- * none is named; e2e only when named), prints a table per suite, and with --json also writes
- * bench/results/<date>-<suite>.json (e2e always writes its JSON and an SVG chart).
+ * none is named; e2e and nexmark only when named), prints a table per suite, and with --json
+ * also writes bench/results/<date>-<suite>.json (e2e and nexmark always write their JSON, e2e
+ * also an SVG chart).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -9,9 +10,10 @@ import { join } from 'node:path';
 import { kernelTable, runKernelBench } from './kernels.js';
 import { engineTable, runEngineBench } from './engine.js';
 import { e2eTable, runE2eBench } from './e2e.js';
+import { FLINK_SOURCE, nexmarkTable, runNexmarkBench } from './nexmark-bench.js';
 
-/** `e2e` runs only when named: it takes minutes and starts server processes */
-const SUITES = ['kernels', 'engine', 'e2e'] as const;
+/** `e2e` and `nexmark` run only when named: they take minutes and start server processes */
+const SUITES = ['kernels', 'engine', 'e2e', 'nexmark'] as const;
 const DEFAULT_SUITES = ['kernels', 'engine'] as const;
 type Suite = (typeof SUITES)[number];
 
@@ -66,6 +68,12 @@ export async function runBench(args: string[]): Promise<number> {
         // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
         save(suite, report, true);
         log(`wrote ${report.chart}`);
+        break;
+      }
+      case 'nexmark': {
+        const rows = await runNexmarkBench({ quick, log });
+        process.stdout.write(`\n${nexmarkTable(rows)}\nFlink: ${FLINK_SOURCE}\n`);
+        save(suite, { rows, flinkSource: FLINK_SOURCE }, true);
         break;
       }
     }

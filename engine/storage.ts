@@ -984,6 +984,7 @@ export class Storage {
         await conn.run('INSERT INTO sluice_checkpoints VALUES ($1, epoch_ms($2::BIGINT), $3, $4)',
           [id, createdAt, positions, blobValue(req.checkpoint.state)]);
         await conn.run('DELETE FROM sluice_checkpoints WHERE id <= $1', [id - this.keep]);
+        if (id % CHECKPOINT_TABLE_REBUILD === 0) await rebuildCheckpointTable(conn);
         await conn.run('COMMIT');
         this.nextCheckpointId = id + 1;
         this.lastCheckpoint = { id, createdAt, state: req.checkpoint.state, positions: req.checkpoint.positions };
@@ -1199,9 +1200,29 @@ export class Storage {
 // Open: reconcile the configuration with the tables in the file
 // ---------------------------------------------------------------------------------------------
 
+const CHECKPOINTS_COLUMNS = '(id BIGINT PRIMARY KEY, created_at TIMESTAMP NOT NULL, positions VARCHAR NOT NULL, state BLOB NOT NULL)';
+
+/**
+ * Every this many checkpoints the checkpoint table is copied into a fresh one (its few live
+ * rows) and the old one dropped, in the commit's transaction. DuckDB does not give back the
+ * space of deleted rows in a row group that still holds live ones, and this table always holds
+ * `keep` live rows: deleting the old multi-MB state blobs alone left them in the file and in
+ * DuckDB's memory (measured at 10 M events/s with a 1.6 MB state: +1.5 MiB/s of DuckDB memory,
+ * the file +2.4 MB/s; a 128 MB memory_limit ran out after ~100 s). A dropped table's blocks are
+ * free for reuse after DuckDB's next checkpoint.
+ */
+const CHECKPOINT_TABLE_REBUILD = 16;
+
+async function rebuildCheckpointTable(conn: DuckDBConnection): Promise<void> {
+  await conn.run(`CREATE TABLE sluice_checkpoints_next ${CHECKPOINTS_COLUMNS}`);
+  await conn.run('INSERT INTO sluice_checkpoints_next SELECT * FROM sluice_checkpoints');
+  await conn.run('DROP TABLE sluice_checkpoints');
+  await conn.run('ALTER TABLE sluice_checkpoints_next RENAME TO sluice_checkpoints');
+}
+
 const INTERNAL_TABLES = [
   `CREATE TABLE IF NOT EXISTS sluice_meta (kind VARCHAR NOT NULL, name VARCHAR NOT NULL, definition VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (kind, name))`,
-  `CREATE TABLE IF NOT EXISTS sluice_checkpoints (id BIGINT PRIMARY KEY, created_at TIMESTAMP NOT NULL, positions VARCHAR NOT NULL, state BLOB NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS sluice_checkpoints ${CHECKPOINTS_COLUMNS}`,
   `CREATE TABLE IF NOT EXISTS sluice_touches (table_name VARCHAR NOT NULL, range_ms BIGINT NOT NULL, range_start BIGINT NOT NULL, commit_id BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS sluice_exports (table_name VARCHAR NOT NULL, range_ms BIGINT NOT NULL, range_start BIGINT NOT NULL, ` +
     `exported_commit BIGINT NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, exported_at TIMESTAMP NOT NULL)`,

@@ -19,6 +19,7 @@
  * each with its own send time. `{"nack": k}` answers batch k (and, answers being in seq order,
  * any earlier batch still pending is acknowledged by it).
  */
+import { randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { schemaFromRecord, type ColumnType, type StreamSchema } from '../engine/schema.js';
@@ -61,6 +62,8 @@ const MAX_DEFAULT_BATCH = 1000;
 /** The ring: rate × 2 s of events, within these bounds (ndjson is ~90 bytes an event). */
 const MIN_RING = 1 << 16;
 const MAX_RING = 1 << 20;
+/** the most events the ring grows to so that frames need no copy (Masking): ~40 bytes each in Arrow */
+const MAX_ZERO_COPY_RING = 1 << 23;
 /** event-time rate when --rate 0: events are stamped as if a million arrived per second */
 const RATE_ZERO_EVENT_RATE = 1_000_000;
 const OPEN_TIMEOUT_MS = 10_000;
@@ -86,6 +89,8 @@ export interface GenOptions {
   readonly disorder: number;
   readonly start: number;
   readonly ringEvents: number;
+  /** --ring given: the ring keeps that size (else it may grow so that frames need no copy) */
+  readonly ringGiven: boolean;
   readonly token: string | undefined;
   /** seconds at the start left out of the summary's rate and latencies (they are still sent) */
   readonly warmup: number;
@@ -188,6 +193,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     disorder: count('disorder', values.disorder, 0, 86_400_000) ?? DEFAULTS.disorder,
     start,
     ringEvents,
+    ringGiven: values.ring !== undefined,
     token: values.token ?? env['SLUICE_TOKEN'],
     warmup,
     workload: workload as Workload,
@@ -381,13 +387,34 @@ function wsBase(url: string): string {
   return http.replace(/^http/, 'ws');
 }
 
+/**
+ * How the client frames are masked. A client must mask every frame (RFC 6455 5.3) and ws masks
+ * into a fresh copy of the payload — at 10 M events/s a few hundred MB/s of copies, and the
+ * garbage collections they cause stall gen's event loop (measured: ~10 mark-compacts a second,
+ * event-loop delay max 60–160 ms at 5 M events/s, all of it added to the ack latencies gen
+ * reports). With the all-zero key (a valid key; masking with it changes no byte) ws sends the
+ * payload itself, by reference. That is safe only while the ring does not re-stamp a payload
+ * ws may still hold: a payload is re-stamped K steps after it was sent (K = steps in the ring),
+ * and by then it was acknowledged — the server read all of it — when K exceeds the batches all
+ * connections may have unacknowledged (their credits). `zero` is set once that is known.
+ */
+interface Masking {
+  zero: boolean;
+}
+
+function generateMask(masking: Masking): (mask: Buffer) => void {
+  return (mask) => {
+    if (masking.zero) mask.fill(0);
+    else randomFillSync(mask, 0, 4);
+  };
+}
+
 /** Open one connection and wait for its credits; rejects with the server's reason. */
-function openConnection(id: number, stream: number, url: string, token: string | undefined): Promise<Connection> {
+function openConnection(id: number, stream: number, url: string, token: string | undefined, masking: Masking): Promise<Connection> {
   const headers: Record<string, string> = token !== undefined && token !== '' ? { authorization: `Bearer ${token}` } : {};
   // perMessageDeflate off: compressing would cost the generator far more than encoding, and
-  // only an uncompressed send copies the bytes at once (a deflating sender queues the buffer
-  // by reference, and the ring re-stamps its buffers in place)
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS });
+  // a deflating sender queues the buffer by reference (see Masking)
+  const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS, generateMask: generateMask(masking) });
   const conn = new Connection(id, stream, ws);
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -470,7 +497,8 @@ export interface GenSummary {
   /** batches never answered (the drain timed out or their connection closed) */
   unanswered: number;
   /** ringBatches: steps in the ring (a nexmark step is up to three batches, one per stream) */
-  generator: { ringEvents: number; ringBatches: number; buildMs: number; bytesPerEvent: number; spanMs: number };
+  /** zeroCopy: frames sent without a copy (all-zero masking key; see Masking) */
+  generator: { ringEvents: number; ringBatches: number; buildMs: number; bytesPerEvent: number; spanMs: number; zeroCopy: boolean };
   dryRun: boolean;
   ok: boolean;
 }
@@ -544,7 +572,7 @@ function emptySummary(o: GenOptions, ring: Steps): GenSummary {
     seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
     generator: {
       ringEvents: ring.ringEvents, ringBatches: ring.size, buildMs: round(ring.buildMs, 1),
-      bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs,
+      bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs, zeroCopy: false,
     },
     dryRun: o.dryRun, ok: true,
   };
@@ -623,15 +651,14 @@ async function generate(o: GenOptions): Promise<GenSummary> {
         + `(${new Date(o.start - o.disorder).toISOString()}): events in windows that already closed will be late (pass a later --start)`);
     }
   }
-  const ring = makeSteps(o, targets);
-  const s = emptySummary(o, ring);
   // --connections to the stream of the bids workload; nexmark: to bid, and one each to person and auction
-  const plan = ring.streams.flatMap((name, stream) => {
+  const plan = streamNames(o).flatMap((name, stream) => {
     const url = `${wsBase(o.url)}/v1/streams/${encodeURIComponent(name)}/ingest`;
     return Array.from({ length: o.workload === 'nexmark' && name !== 'bid' ? 1 : o.connections }, () => ({ stream, url }));
   });
 
-  const opened = await Promise.allSettled(plan.map((p, i) => openConnection(i + 1, p.stream, p.url, o.token)));
+  const masking: Masking = { zero: false };
+  const opened = await Promise.allSettled(plan.map((p, i) => openConnection(i + 1, p.stream, p.url, o.token, masking)));
   const conns: Connection[] = [];
   for (const r of opened) if (r.status === 'fulfilled') conns.push(r.value);
   const refused = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -639,6 +666,17 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     for (const c of conns) c.ws.terminate();
     throw refused.reason instanceof ClientError ? refused.reason : new ClientError(null, String(refused.reason));
   }
+  // the ring is built once the credits are known: large enough that no payload ws may still
+  // hold is re-stamped (Masking), unless --ring fixed its size
+  const credits = conns.reduce((n, c) => n + c.credits, 0);
+  const wraps = o.events === null || o.events > o.ringEvents;
+  const ringEvents = !o.ringGiven && wraps && Math.ceil(o.ringEvents / o.batchRows) <= credits
+    ? Math.max(o.ringEvents, Math.min(MAX_ZERO_COPY_RING, (credits + 1) * o.batchRows))
+    : o.ringEvents;
+  const ring = makeSteps({ ...o, ringEvents }, targets);
+  masking.zero = ring.size > credits || (o.events !== null && o.events <= ring.ringEvents);
+  const s = emptySummary(o, ring);
+  s.generator.zeroCopy = masking.zero;
   s.credits = conns[0]!.credits;
 
   const latencies = new Latencies();
@@ -690,7 +728,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   const send = (c: Connection, p: Payload): void => {
     const at = performance.now();
     c.tracker.sent(p.rows, at);
-    // ws copies (and masks) the bytes into the frame now: the ring may re-stamp them later
+    // the bytes go by reference (zero masking key) or as a masked copy: see Masking
     c.ws.send(p.data, { binary: p.binary });
     countBatch(s, p);
   };

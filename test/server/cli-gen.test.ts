@@ -121,6 +121,37 @@ describe('sluice gen', () => {
     }
   });
 
+  test('frames without a copy (zero masking key) over many laps of the ring: the archive still holds exactly the stream', async () => {
+    // rate 0 for 1.5 s: a ring of ~1 M events in 525 steps (more than the 2 × 16 credits), lapped
+    // several times, each lap re-stamping payloads ws sent by reference
+    const args = ['--rate', '0', '--seconds', '1.5', '--batch', '2000', '--connections', '2', '--seed', '4', '--start', '2023-11-14T22:13:20Z'];
+    const server = await testServer({ archive: true });
+    try {
+      const { ran, summary } = await gen(server, args);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(summary.generator.zeroCopy, true);
+      assert.equal(summary.generator.ringEvents, 1_050_000); // 2^20 rounded up to whole batches
+      assert.ok(summary.eventsAcked > summary.generator.ringEvents, `${summary.eventsAcked} events: no lap`);
+      await post(server, '/v1/flush');
+      const want = makeRing(parseGenArgs(args), BIDS_SCHEMA).events(summary.eventsAcked);
+      const ts = want.columns[want.schema.index.get('ts')!]!;
+      const auction = want.columns[want.schema.index.get('auction')!]!;
+      let sumTs = 0n;
+      let sumAuction = 0;
+      let xorPrice = 0;
+      const price = want.columns[want.schema.index.get('price')!]!;
+      for (let i = 0; i < want.length; i++) {
+        sumTs += BigInt(valueAt(ts, i) as number);
+        sumAuction += valueAt(auction, i) as number;
+        xorPrice ^= Math.round((valueAt(price, i) as number) * 100);
+      }
+      const [[n, gotTs, gotAuction, gotXor]] = (await sql(server, 'SELECT count(*)::BIGINT::VARCHAR, sum(epoch_ms(ts))::VARCHAR, sum(auction)::VARCHAR, bit_xor(round(price * 100)::INTEGER) FROM bids')) as [string, string, string, number][];
+      assert.deepEqual([n, gotTs, gotAuction, gotXor], [String(summary.eventsAcked), String(sumTs), String(sumAuction), xorPrice]);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('paces to --rate and stops at --seconds', async () => {
     const server = await testServer();
     try {

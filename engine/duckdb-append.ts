@@ -3,8 +3,11 @@
  * appender or INSERT). Fixed-width columns are copied into the chunk's vectors as raw bytes
  * (`copy_data_to_vector`): an int64 column's word pairs are exactly DuckDB's BIGINT layout,
  * float64 is DOUBLE. Timestamps become TIMESTAMP (int64 microseconds) through 32-bit words,
- * never a BigInt per row. Strings are assigned per row — the one per-row native call — and only
- * result keys and archived raw strings take that path.
+ * never a BigInt per row. Strings of at most 12 UTF-8 bytes are written as DuckDB's inlined
+ * `duckdb_string_t` (length + the bytes, zero-padded: 16 bytes, no pointer), built once per
+ * dictionary entry and copied per row like a fixed-width column; longer strings are assigned per
+ * row (`vector_assign_string_element`, a native call each — ~4x the cost of the whole row of a
+ * 5-column archive, measured). Only result keys and archived raw strings are strings.
  */
 
 import duckdb from '@duckdb/node-bindings';
@@ -92,6 +95,8 @@ export class ChunkWriter {
   private readonly chunk: DuckDBDataChunk;
   private readonly words = new Int32Array(2 * CHUNK_ROWS);
   private readonly mask = new Uint8Array(CHUNK_ROWS / 8);
+  /** a chunk of inlined duckdb_string_t, 4 words each */
+  private readonly strings = new Int32Array(4 * CHUNK_ROWS);
 
   constructor(types: readonly SqlType[]) {
     this.types = types;
@@ -160,9 +165,30 @@ export class ChunkWriter {
       case 'VARCHAR': {
         if (col.type !== 'string') throw new Error(`VARCHAR column from ${col.type}`);
         const valid = col.valid;
+        const codes = col.codes;
+        const inl = inlinedStrings(col.dict);
+        const out = this.strings;
+        let long = false;
         for (let i = 0; i < count; i++) {
-          if (valid !== null && valid[start + i] === 0) continue;
-          duckdb.vector_assign_string_element(vector, i, col.dict[col.codes[start + i]!]!);
+          const at = 4 * i;
+          const c = codes[start + i]!;
+          if ((valid !== null && valid[start + i] === 0) || !inl.fits(c)) {
+            // null, or assigned below: an empty inlined string meanwhile
+            out[at] = 0; out[at + 1] = 0; out[at + 2] = 0; out[at + 3] = 0;
+            long ||= valid === null || valid[start + i] === 1;
+            continue;
+          }
+          const k = 4 * c;
+          const w = inl.words;
+          out[at] = w[k]!; out[at + 1] = w[k + 1]!; out[at + 2] = w[k + 2]!; out[at + 3] = w[k + 3]!;
+        }
+        copyView(vector, out.subarray(0, 4 * count));
+        if (long) {
+          for (let i = 0; i < count; i++) {
+            if (valid !== null && valid[start + i] === 0) continue;
+            const c = codes[start + i]!;
+            if (!inl.fits(c)) duckdb.vector_assign_string_element(vector, i, col.dict[c]!);
+          }
         }
         break;
       }
@@ -186,6 +212,59 @@ export type AppendColumn = Column | { readonly type: 'values'; readonly values: 
 function valuesOf(col: AppendColumn, what: 'float64' | 'timestamp'): Float64Array {
   if (col.type === 'values' || col.type === 'float64' || col.type === 'timestamp') return col.values;
   throw new Error(`${what} values from ${col.type}`);
+}
+
+/** Strings of at most this many UTF-8 bytes live inside DuckDB's 16-byte string_t. */
+const INLINE_BYTES = 12;
+const utf8 = new TextEncoder();
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * A dictionary's entries as inlined duckdb_string_t (little-endian: uint32 length, then the
+ * bytes, zero-padded to 12), made on first use of each entry. Cached per dictionary array: a
+ * batch's dictionary is shared by all its rows and chunks.
+ */
+class InlinedStrings {
+  readonly words: Int32Array;
+  /** per entry: 0 not made yet, 1 inlined in `words`, 2 too long */
+  private readonly state: Uint8Array;
+  private readonly bytes = new Uint8Array(4 * INLINE_BYTES);
+
+  constructor(private readonly dict: readonly string[]) {
+    this.words = new Int32Array(4 * dict.length);
+    this.state = new Uint8Array(dict.length);
+  }
+
+  fits(c: number): boolean {
+    const st = this.state[c];
+    if (st === 1) return true;
+    if (st === 2) return false;
+    const s = this.dict[c]!;
+    // UTF-8 takes at least a byte per UTF-16 unit; the layout is little-endian only; a NUL
+    // keeps the per-row path, which passes a C string (as before inlining existed)
+    if (s.length > INLINE_BYTES || !LITTLE_ENDIAN || s.includes('\u0000')) return this.mark(c, 2);
+    const { written } = utf8.encodeInto(s, this.bytes);
+    if (written > INLINE_BYTES) return this.mark(c, 2);
+    const k = 4 * c;
+    this.words[k] = written;
+    const b = this.bytes;
+    b.fill(0, written, INLINE_BYTES);
+    for (let j = 0; j < 3; j++) this.words[k + 1 + j] = b[4 * j]! | (b[4 * j + 1]! << 8) | (b[4 * j + 2]! << 16) | (b[4 * j + 3]! << 24);
+    return this.mark(c, 1);
+  }
+
+  private mark(c: number, st: 1 | 2): boolean {
+    this.state[c] = st;
+    return st === 1;
+  }
+}
+
+const inlinedCache = new WeakMap<readonly string[], InlinedStrings>();
+
+function inlinedStrings(dict: readonly string[]): InlinedStrings {
+  let v = inlinedCache.get(dict);
+  if (v === undefined || v.words.length !== 4 * dict.length) inlinedCache.set(dict, (v = new InlinedStrings(dict)));
+  return v;
 }
 
 function copyView(vector: duckdb.Vector, view: ArrayBufferView): void {

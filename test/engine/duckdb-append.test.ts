@@ -58,3 +58,46 @@ describe('timestamps to DuckDB µs', () => {
     }
   });
 });
+
+describe('strings to DuckDB VARCHAR', () => {
+  test('inlined (≤ 12 UTF-8 bytes) and assigned strings, nulls, across chunks and dictionaries, read back equal and compare as DuckDB strings', async () => {
+    // around the 12-byte boundary in 1-, 2-, 3- and 4-byte characters; empty; long
+    const dict = ['', 'a', 'Google', 'channel-9999', 'channel-10000', 'üüüüüü', 'üüüüüüa', '€€€€', '€€€€a', '😀😀😀', '😀😀😀a',
+      'https://www.nexmark.com/abc/def/item.htm?query=1', 'Walter Noris', 'spam'];
+    const rnd = mulberry32(5);
+    const n = 5000; // several 2048-row chunks
+    const codes = new Int32Array(n);
+    const valid = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      codes[i] = Math.floor(rnd() * dict.length);
+      valid[i] = rnd() < 0.1 ? 0 : 1;
+    }
+    const db = await openMemory();
+    try {
+      await db.conn.run('CREATE TABLE t (i INTEGER, s VARCHAR)');
+      const appender = await db.conn.createAppender('t');
+      const writer = new ChunkWriter(['INTEGER', 'VARCHAR']);
+      const ids = Int32Array.from({ length: n }, (_, i) => i);
+      // two appends over the same dictionary (the cache), then a second dictionary in another order
+      writer.append(appender, [{ type: 'int32', values: ids, valid: null }, { type: 'string', codes, dict, valid }], 0, 3000);
+      writer.append(appender, [{ type: 'int32', values: ids, valid: null }, { type: 'string', codes, dict, valid }], 3000, n);
+      const reversed = [...dict].reverse();
+      const codes2 = codes.map((c) => dict.length - 1 - c);
+      const ids2 = ids.map((i) => i + n);
+      writer.append(appender, [{ type: 'int32', values: ids2, valid: null }, { type: 'string', codes: codes2, dict: reversed, valid: null }], 0, n);
+      appender.flushSync();
+      appender.closeSync();
+      const rows = await queryRows(db.conn, 'SELECT i, s, length(s), s = \'Google\', s < \'channel-9999\' FROM t ORDER BY i');
+      assert.equal(rows.length, 2 * n);
+      for (let i = 0; i < 2 * n; i++) {
+        const want = i < n ? (valid[i] === 1 ? dict[codes[i]!]! : null) : dict[codes[i - n]!]!;
+        assert.deepEqual(rows[i], [i, want, want === null ? null : BigInt([...want].length), want === null ? null : want === 'Google', want === null ? null : want < 'channel-9999'], `row ${i}`);
+      }
+      // grouping and distinct see equal strings as equal, whichever way they were written
+      const groups = await queryRows(db.conn, 'SELECT count(DISTINCT s) FROM t');
+      assert.deepEqual(groups, [[BigInt(dict.length)]]);
+    } finally {
+      db.close();
+    }
+  });
+});

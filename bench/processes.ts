@@ -75,26 +75,28 @@ export interface GenRun {
 }
 
 /**
- * `sluice gen --json ...args` against `serve`, which runs warm-up + measured seconds; the CPU of
- * both processes is read 1 s into the measured part (gen builds its ring before its clock
- * starts) and at its end.
+ * `sluice gen --json ...args` against `serve`, which runs warm-up + measured seconds once its
+ * clock starts (after it built its ring, which may take seconds). The CPU of both processes is
+ * read from 1 s into the measured part to its end, timed from gen's first progress line (printed
+ * 1 s after its clock started).
  */
 export async function runGen(serve: Serve, args: readonly string[], warmup: number, seconds: number): Promise<GenRun> {
   const child = spawn(process.execPath, [CLI, 'gen', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-4000)));
-  const genExit = exitOf(child);
   let cpuFrom: CpuReading | null = null;
   let cpuTo: CpuReading | null = null;
   const serverPid = serve.child.pid!;
   const readCpu = (): CpuReading => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
-  const cpuTimers = [
-    setTimeout(() => (cpuFrom = readCpu()), (warmup + 1) * 1000),
-    setTimeout(() => (cpuTo = readCpu()), (warmup + seconds) * 1000),
-  ];
-  await genExit;
+  const cpuTimers: NodeJS.Timeout[] = [];
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr!.on('data', (d: Buffer) => {
+    const started = cpuTimers.length === 0 && /^gen +1s:/m.test(err + d.toString('utf8'));
+    err = (err + d.toString('utf8')).slice(-4000);
+    if (!started) return;
+    cpuTimers.push(setTimeout(() => (cpuFrom = readCpu()), warmup * 1000), setTimeout(() => (cpuTo = readCpu()), (warmup + seconds - 1) * 1000));
+  });
+  await exitOf(child);
   cpuTimers.forEach(clearTimeout);
   if (out.trim() === '') throw new Error(`gen printed no summary: ${err}`);
   const cores = (k: 'server' | 'gen'): number | null => {

@@ -1,11 +1,15 @@
 /**
  * `sluice gen` (DESIGN.md A1): a load generator that pushes Nexmark-style bids (bench/bids.ts)
- * into a running server over the WebSocket ingest protocol (A5) and measures what it got back.
+ * or, with `--workload nexmark`, Nexmark's person / auction / bid mix (bench/nexmark.ts) into a
+ * running server over the WebSocket ingest protocol (A5) and measures what it got back.
  *
- *   1. GET /v1/streams: the stream must exist and have the bid columns (others are sent null).
- *   2. Build the ring of encoded batches (before the clock starts).
- *   3. Open N connections; each waits for {"credits": C} and never has more than C batches
- *      unacknowledged. Batch k of the stream goes to the next connection with a free credit.
+ *   1. GET /v1/streams: each stream written must exist and have the generated columns (others
+ *      are sent null).
+ *   2. Open N connections per stream (nexmark: N to bid, one each to person and auction); each
+ *      waits for {"credits": C} and never has more than C batches unacknowledged.
+ *   3. Build the ring of encoded batches (before the clock starts; its size depends on the
+ *      credits, see Masking). Step k of the stream is one batch per stream, each sent on the
+ *      next connection of its stream with a free credit.
  *   4. Pace: the batch starting at event e is sent at t0 + e / rate (rate 0: whenever a credit
  *      is free). A sender that fell behind (no credits) catches up when acks return; batches
  *      due after --seconds are not sent.

@@ -1,5 +1,8 @@
 /** Load a Batch into a DuckDB table through data chunks (the same path the DuckDB sink uses). */
-import type { DuckDBConnection } from '@duckdb/node-api';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Batch } from '../engine/schema.js';
 import { ChunkWriter, SQL_TYPE_OF } from '../engine/duckdb-append.js';
 
@@ -17,4 +20,21 @@ export async function loadIntoDuckDB(conn: DuckDBConnection, table: string, batc
   appender.closeSync();
   // ms as BIGINT so `ts // 10000` is integer arithmetic, as in the kernels
   await conn.run(`ALTER TABLE ${table} ALTER ts TYPE BIGINT`);
+}
+
+/** `fn` with a connection to a fresh DuckDB file in a temporary directory, removed afterwards. */
+export async function withTempDuckDB<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-duck-'));
+  try {
+    const instance = await DuckDBInstance.create(join(dir, 'bench.duckdb'));
+    const conn = await instance.connect();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.closeSync();
+      instance.closeSync();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -15,13 +15,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { Sluice } from '../engine/runtime.js';
 import { resolveWorkerThreads } from '../engine/config.js';
 import type { Batch } from '../engine/schema.js';
 import { encodeArrow, encodeArrowDictionary } from '../native-free-kernels/encode-arrow.js';
 import { ChunkWriter, SQL_TYPE_OF } from '../engine/duckdb-append.js';
 import { bidStatsConfig } from './bids.js';
+import { withTempDuckDB } from './duckdb-load.js';
 import { makeBids, splitBatch } from './kernels.js';
 import { markdownTable, millions } from './report.js';
 
@@ -78,10 +78,7 @@ async function runSluice(mode: 'off' | 'archive' | 'durable', batches: readonly 
 
 /** DuckDB doing the same work: append the raw rows (data chunks, one transaction), then the SQL. */
 export async function runDuckDB(batches: readonly Batch[], archive: boolean): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-duck-'));
-  const instance = await DuckDBInstance.create(join(dir, 'bench.duckdb'));
-  const conn = await instance.connect();
-  try {
+  return withTempDuckDB(async (conn) => {
     const schema = batches[0]!.schema;
     await conn.run(`CREATE TABLE bids (${schema.fields.map((f) => `"${f.name}" ${SQL_TYPE_OF[f.type]}`).join(', ')})`);
     const writer = new ChunkWriter(schema.fields.map((f) => SQL_TYPE_OF[f.type]));
@@ -103,11 +100,7 @@ export async function runDuckDB(batches: readonly Batch[], archive: boolean): Pr
     if (!archive) await conn.run('DROP TABLE bids');
     await conn.run('CHECKPOINT');
     return rows / ((performance.now() - t0) / 1000);
-  } finally {
-    conn.closeSync();
-    instance.closeSync();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 export async function runEngineBench(opts: EngineBenchOptions): Promise<EngineRow[]> {

@@ -16,8 +16,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
-import { loadIntoDuckDB } from './duckdb-load.js';
+import { loadIntoDuckDB, withTempDuckDB } from './duckdb-load.js';
 import { NEXMARK_QUERIES, NEXMARK_QUERY_NAMES, NEXMARK_STREAM_NAMES, generateNexmark, nexmarkConfig, type NexmarkQuery } from './nexmark.js';
 import { runGen, startServe, stopServe } from './processes.js';
 import { markdownTable, millions } from './report.js';
@@ -97,20 +96,13 @@ async function runQuery(q: Query, warmup: number, seconds: number): Promise<Omit
 /** DuckDB's events/s for query q: append the three tables, run the query into a table, checkpoint. */
 async function duckdbQuery(q: Query, events: number): Promise<number> {
   const data = generateNexmark({ seed: 1, eventsPerSecond: 1_000_000 }, events).batches;
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-nexmark-duck-'));
-  const instance = await DuckDBInstance.create(join(dir, 'bench.duckdb'));
-  const conn = await instance.connect();
-  try {
+  return withTempDuckDB(async (conn) => {
     const t0 = performance.now();
     for (const s of NEXMARK_STREAM_NAMES) await loadIntoDuckDB(conn, s, data[s]);
     if (q !== 'q0') await conn.run(`CREATE TABLE ${q} AS ${NEXMARK_QUERIES[q].duckdb}`);
     await conn.run('CHECKPOINT');
     return events / ((performance.now() - t0) / 1000);
-  } finally {
-    conn.closeSync();
-    instance.closeSync();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 export async function runNexmarkBench(opts: NexmarkOptions): Promise<NexmarkRow[]> {

@@ -33,7 +33,9 @@
  * stream is the ring with event numbers moved forward by c·L (L = ring events, a multiple of
  * 50), so every id and time column moves by a fixed amount per lap — person ids by L/50,
  * auction ids by 3L/50, times by the ring's span — and is re-stamped in place. Only the random
- * draws repeat from lap to lap. Arrow only: those columns sit at fixed byte positions there.
+ * draws repeat from lap to lap, and the hot auction and bidder (Nexmark: multiples of 100) move
+ * with their lap's shift, which need not be a multiple of 100. Arrow only: those columns sit at
+ * fixed byte positions there.
  */
 
 import {
@@ -169,7 +171,7 @@ export interface NexmarkData {
   readonly spanMs: number;
 }
 
-/** Growable typed columns of one event type. */
+/** Typed columns of one event type, sized up front. */
 class Int64Col {
   readonly words: Int32Array;
   constructor(n: number) {
@@ -388,8 +390,8 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 /**
  * The endless Nexmark stream as encoded Arrow batches. Step k holds events [k·B, (k+1)·B):
  * `step(k)` gives one payload per stream (null where the step has no event of that type), in
- * NEXMARK_STREAM_NAMES order. Payloads are shared with the ring: send (copy) them before asking
- * for step k + K.
+ * NEXMARK_STREAM_NAMES order. Payloads are shared with the ring: asking for step k + K re-stamps
+ * them, so whoever holds them (a socket writing them) must be done first.
  */
 export class NexmarkRing {
   readonly batchRows: number;

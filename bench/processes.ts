@@ -77,30 +77,37 @@ export interface GenRun {
 /**
  * `sluice gen --json ...args` against `serve`, which runs warm-up + measured seconds once its
  * clock starts (after it built its ring, which may take seconds). The CPU of both processes is
- * read from 1 s into the measured part to its end, timed from gen's first progress line (printed
- * 1 s after its clock started).
+ * read when gen prints its progress line for second warmup + 1 and for second warmup + seconds
+ * − 1: inside the measured part by gen's own clock, whatever the ring took and however gen's
+ * drain ends.
  */
 export async function runGen(serve: Serve, args: readonly string[], warmup: number, seconds: number): Promise<GenRun> {
   const child = spawn(process.execPath, [CLI, 'gen', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
+  let partial = '';
   let cpuFrom: CpuReading | null = null;
   let cpuTo: CpuReading | null = null;
   const serverPid = serve.child.pid!;
   const readCpu = (): CpuReading => ({ server: cpuSeconds(serverPid), gen: cpuSeconds(child.pid!), at: performance.now() });
-  const cpuTimers: NodeJS.Timeout[] = [];
   child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr!.on('data', (d: Buffer) => {
-    const started = cpuTimers.length === 0 && /^gen +1s:/m.test(err + d.toString('utf8'));
-    err = (err + d.toString('utf8')).slice(-4000);
-    if (!started) return;
-    cpuTimers.push(setTimeout(() => (cpuFrom = readCpu()), warmup * 1000), setTimeout(() => (cpuTo = readCpu()), (warmup + seconds - 1) * 1000));
+    const text = d.toString('utf8');
+    err = (err + text).slice(-4000);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /^gen +(\d+)s:/.exec(line);
+      if (m === null) continue;
+      const second = Number(m[1]);
+      if (second === warmup + 1) cpuFrom = readCpu();
+      else if (second === warmup + seconds - 1) cpuTo = readCpu();
+    }
   });
   await exitOf(child);
-  cpuTimers.forEach(clearTimeout);
   if (out.trim() === '') throw new Error(`gen printed no summary: ${err}`);
   const cores = (k: 'server' | 'gen'): number | null => {
-    // (assigned in timer callbacks: TypeScript's narrowing would call them null here)
+    // (assigned in the stderr listener: TypeScript's narrowing would call them null here)
     const a = cpuFrom as CpuReading | null;
     const b = cpuTo as CpuReading | null;
     if (a === null || b === null || a[k] === null || b[k] === null) return null;

@@ -175,7 +175,7 @@ export class ChunkWriter {
           if ((valid !== null && valid[start + i] === 0) || !inl.fits(c)) {
             // null, or assigned below: an empty inlined string meanwhile
             out[at] = 0; out[at + 1] = 0; out[at + 2] = 0; out[at + 3] = 0;
-            long ||= valid === null || valid[start + i] === 1;
+            long ||= valid === null || valid[start + i] !== 0;
             continue;
           }
           const k = 4 * c;

@@ -8,7 +8,7 @@
  *   2. Open N connections per stream (nexmark: N to bid, one each to person and auction); each
  *      waits for {"credits": C} and never has more than C batches unacknowledged.
  *   3. Build the ring of encoded batches (before the clock starts; its size depends on the
- *      credits, see Masking). Step k of the stream is one batch per stream, each sent on the
+ *      credits, see zeroMask). Step k of the stream is one batch per stream, each sent on the
  *      next connection of its stream with a free credit.
  *   4. Pace: the batch starting at event e is sent at t0 + e / rate (rate 0: whenever a credit
  *      is free). A sender that fell behind (no credits) catches up when acks return; batches
@@ -23,7 +23,6 @@
  * each with its own send time. `{"nack": k}` answers batch k (and, answers being in seq order,
  * any earlier batch still pending is acknowledged by it).
  */
-import { randomFillSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { schemaFromRecord, type ColumnType, type StreamSchema } from '../engine/schema.js';
@@ -66,8 +65,8 @@ const MAX_DEFAULT_BATCH = 1000;
 /** The ring: rate × 2 s of events, within these bounds (ndjson is ~90 bytes an event). */
 const MIN_RING = 1 << 16;
 const MAX_RING = 1 << 20;
-/** the most events the ring grows to so that frames need no copy (Masking): ~40 bytes each in Arrow */
-const MAX_ZERO_COPY_RING = 1 << 23;
+/** the most events the ring grows to past the credits (zeroMask): ~40 bytes each in Arrow */
+const MAX_GROWN_RING = 1 << 23;
 /** event-time rate when --rate 0: events are stamped as if a million arrived per second */
 const RATE_ZERO_EVENT_RATE = 1_000_000;
 const OPEN_TIMEOUT_MS = 10_000;
@@ -392,33 +391,25 @@ function wsBase(url: string): string {
 }
 
 /**
- * How the client frames are masked. A client must mask every frame (RFC 6455 5.3) and ws masks
+ * Client frames go without a copy. A client must mask every frame (RFC 6455 5.3) and ws masks
  * into a fresh copy of the payload — at 10 M events/s a few hundred MB/s of copies, and the
  * garbage collections they cause stall gen's event loop (measured: ~10 mark-compacts a second,
  * event-loop delay max 60–160 ms at 5 M events/s, all of it added to the ack latencies gen
- * reports). With the all-zero key (a valid key; masking with it changes no byte) ws sends the
- * payload itself, by reference. That is safe only while the ring does not re-stamp a payload
- * ws may still hold: a payload is re-stamped K steps after it was sent (K = steps in the ring),
- * and by then it was acknowledged — the server read all of it — when K exceeds the batches all
- * connections may have unacknowledged (their credits). `zero` is set once that is known.
+ * reports). With the all-zero key (a valid key; masking with it changes no byte) ws hands the
+ * ring's payload itself to the socket. The ring must then not re-stamp a payload the socket may
+ * still hold: the pump counts each ring slot's writes in flight (ws's send callback runs once the
+ * socket has written the frame) and does not begin a step whose slots are still being written.
  */
-interface Masking {
-  zero: boolean;
-}
-
-function generateMask(masking: Masking): (mask: Buffer) => void {
-  return (mask) => {
-    if (masking.zero) mask.fill(0);
-    else randomFillSync(mask, 0, 4);
-  };
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
 }
 
 /** Open one connection and wait for its credits; rejects with the server's reason. */
-function openConnection(id: number, stream: number, url: string, token: string | undefined, masking: Masking): Promise<Connection> {
+function openConnection(id: number, stream: number, url: string, token: string | undefined): Promise<Connection> {
   const headers: Record<string, string> = token !== undefined && token !== '' ? { authorization: `Bearer ${token}` } : {};
   // perMessageDeflate off: compressing would cost the generator far more than encoding, and
-  // a deflating sender queues the buffer by reference (see Masking)
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS, generateMask: generateMask(masking) });
+  // a deflating sender would queue the buffer by reference too (see zeroMask)
+  const ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS, generateMask: zeroMask });
   const conn = new Connection(id, stream, ws);
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -501,8 +492,7 @@ export interface GenSummary {
   /** batches never answered (the drain timed out or their connection closed) */
   unanswered: number;
   /** ringBatches: steps in the ring (a nexmark step is up to three batches, one per stream) */
-  /** zeroCopy: frames sent without a copy (all-zero masking key; see Masking) */
-  generator: { ringEvents: number; ringBatches: number; buildMs: number; bytesPerEvent: number; spanMs: number; zeroCopy: boolean };
+  generator: { ringEvents: number; ringBatches: number; buildMs: number; bytesPerEvent: number; spanMs: number };
   dryRun: boolean;
   ok: boolean;
 }
@@ -555,7 +545,8 @@ export async function runGen(argv: string[]): Promise<number> {
 /**
  * The stream a run sends, step by step: step k holds the run's events [k·B, (k+1)·B) as one
  * payload per stream (bids: one stream; nexmark: person, auction, bid; null when a step has no
- * event for a stream). Payloads are shared with the ring: send them before asking for step k + K.
+ * event for a stream). Payloads are shared with the ring: step k + K re-stamps them in place, so
+ * the pump begins it only when the socket wrote them (zeroMask).
  */
 export interface Steps {
   readonly streams: readonly string[];
@@ -576,7 +567,7 @@ function emptySummary(o: GenOptions, ring: Steps): GenSummary {
     seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
     generator: {
       ringEvents: ring.ringEvents, ringBatches: ring.size, buildMs: round(ring.buildMs, 1),
-      bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs, zeroCopy: false,
+      bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs,
     },
     dryRun: o.dryRun, ok: true,
   };
@@ -661,8 +652,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     return Array.from({ length: o.workload === 'nexmark' && name !== 'bid' ? 1 : o.connections }, () => ({ stream, url }));
   });
 
-  const masking: Masking = { zero: false };
-  const opened = await Promise.allSettled(plan.map((p, i) => openConnection(i + 1, p.stream, p.url, o.token, masking)));
+  const opened = await Promise.allSettled(plan.map((p, i) => openConnection(i + 1, p.stream, p.url, o.token)));
   const conns: Connection[] = [];
   for (const r of opened) if (r.status === 'fulfilled') conns.push(r.value);
   const refused = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -670,18 +660,20 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     for (const c of conns) c.ws.terminate();
     throw refused.reason instanceof ClientError ? refused.reason : new ClientError(null, String(refused.reason));
   }
-  // the ring is built once the credits are known: large enough that no payload ws may still
-  // hold is re-stamped (Masking), unless --ring fixed its size
+  // the ring is built once the credits are known: more steps than batches may be outstanding,
+  // so that a step's slots are rarely still being written when the ring comes round to them
+  // (zeroMask), unless --ring fixed its size
   const credits = conns.reduce((n, c) => n + c.credits, 0);
   const wraps = o.events === null || o.events > o.ringEvents;
   const ringEvents = !o.ringGiven && wraps && Math.ceil(o.ringEvents / o.batchRows) <= credits
-    ? Math.max(o.ringEvents, Math.min(MAX_ZERO_COPY_RING, (credits + 1) * o.batchRows))
+    ? Math.max(o.ringEvents, Math.min(MAX_GROWN_RING, (credits + 1) * o.batchRows))
     : o.ringEvents;
   const ring = makeSteps({ ...o, ringEvents }, targets);
-  masking.zero = ring.size > credits || (o.events !== null && o.events <= ring.ringEvents);
   const s = emptySummary(o, ring);
-  s.generator.zeroCopy = masking.zero;
   s.credits = conns[0]!.credits;
+  /** per ring step and stream: frames handed to ws whose write has not completed */
+  const writing = new Int32Array(ring.size * ring.streams.length);
+  let waitingForWrites = false;
 
   const latencies = new Latencies();
   const addLatency = (v: number): void => latencies.add(v);
@@ -696,6 +688,8 @@ async function generate(o: GenOptions): Promise<GenSummary> {
   /** the step being sent (null: the next is not begun), its next payload, events of the steps begun */
   let parts: readonly (Payload | null)[] | null = null;
   let part = 0;
+  /** the step begun holds the ring's own payloads (not a partial step encoded afresh) */
+  let partShared = false;
   let stepped = 0;
   let t0 = 0;
   let endAt: number | null = null;
@@ -729,12 +723,28 @@ async function generate(o: GenOptions): Promise<GenSummary> {
     return null;
   };
 
-  const send = (c: Connection, p: Payload): void => {
+  /** Send `p`; `slot` is its ring slot (its writes are counted), or -1 for a payload of its own. */
+  const send = (c: Connection, p: Payload, slot: number): void => {
     const at = performance.now();
     c.tracker.sent(p.rows, at);
-    // the bytes go by reference (zero masking key) or as a masked copy: see Masking
-    c.ws.send(p.data, { binary: p.binary });
+    // the bytes go by reference (zeroMask): the slot is busy until the socket wrote them
+    if (slot >= 0) writing[slot]!++;
+    c.ws.send(p.data, { binary: p.binary }, () => {
+      if (slot < 0) return;
+      writing[slot]!--;
+      if (waitingForWrites && writing[slot] === 0) {
+        waitingForWrites = false;
+        setImmediate(pump);
+      }
+    });
     countBatch(s, p);
+  };
+
+  /** Is any payload of ring step k (a full step: the ring's own payloads) still being written? */
+  const stepBusy = (step: number): boolean => {
+    const base = (step % ring.size) * ring.streams.length;
+    for (let t = 0; t < ring.streams.length; t++) if (writing[base + t] !== 0) return true;
+    return false;
   };
 
   /** Send every batch that is due and has a credit; then wait for an ack or the next due time. */
@@ -753,7 +763,7 @@ async function generate(o: GenOptions): Promise<GenSummary> {
           if (p === null) continue;
           const c = next(part);
           if (c === null) return; // an ack calls pump again
-          send(c, p);
+          send(c, p, partShared ? (k % ring.size) * ring.streams.length + part : -1);
         }
         parts = null;
         k++;
@@ -770,6 +780,12 @@ async function generate(o: GenOptions): Promise<GenSummary> {
         }
       }
       const rows = Math.min(o.batchRows, limit - stepped);
+      // a full step re-stamps the ring's payloads in place: not while the socket holds them
+      partShared = rows === o.batchRows;
+      if (partShared && stepBusy(k)) {
+        waitingForWrites = true; // a completed write calls pump again
+        return;
+      }
       parts = ring.step(k, rows);
       part = 0;
       stepped += rows;

@@ -214,12 +214,13 @@ function nullColumn(type: ColumnType, n: number): Column {
 }
 
 /**
- * Check that `schema` (a stream's) has every bid column with its type; the problems, or [].
- * Columns beyond the bid columns are allowed: the generator sends them as nulls.
+ * Check that `schema` (a stream's) has every generated column (`columns`: BID_COLUMNS, or a
+ * Nexmark stream's) with its type; the problems, or []. Columns beyond them are allowed: the
+ * generator sends them as nulls.
  */
-export function bidSchemaProblems(schema: Readonly<Record<string, string>>): string[] {
+export function schemaProblems(columns: Readonly<Record<string, ColumnType>>, schema: Readonly<Record<string, string>>): string[] {
   const problems: string[] = [];
-  for (const [name, type] of Object.entries(BID_COLUMNS)) {
+  for (const [name, type] of Object.entries(columns)) {
     const got = Object.hasOwn(schema, name) ? schema[name] : undefined;
     if (got === undefined) problems.push(`no column '${name}' (${type})`);
     else if (got !== type) problems.push(`column '${name}' is ${got}, the generator writes ${type}`);
@@ -265,30 +266,81 @@ export function encodeBids(batch: Batch, format: BidFormat): Payload {
 
 /**
  * Where a batch's timestamps sit in its encoded bytes, and how to overwrite them. Found once per
- * ring batch by searching for the bytes the encoder wrote for the timestamp column (unique: no
- * other column holds 13-digit or ~1.7e12 values); a format change in an encoder makes the
- * search fail loudly instead of corrupting data.
+ * ring batch (Arrow: by a marker probe; MessagePack, NDJSON: by searching for the bytes the
+ * encoder wrote for the timestamp column, unique as no other column holds 13-digit or ~1.7e12
+ * values); a format change in an encoder makes the search fail loudly instead of corrupting data.
  */
 interface Stamper {
   stamp(data: Buffer, ts: Float64Array, shift: number): void;
 }
 
-/** Arrow: one contiguous little-endian int64 buffer. */
-function arrowStamper(data: Buffer, ts: Float64Array): Stamper {
-  const expect = Buffer.alloc(8 * ts.length);
-  for (let i = 0; i < ts.length; i++) writeInt64LE(expect, 8 * i, ts[i]!);
-  const at = uniqueIndex(data, expect, 'Arrow timestamp buffer');
-  return {
-    stamp(d, t, shift) {
-      for (let i = 0; i < t.length; i++) writeInt64LE(d, at + 8 * i, t[i]! + shift);
-    },
-  };
+/** probe values: valid millisecond timestamps no generated column holds */
+const MARKER_BASE = 7e15;
+const MARKER_COLUMN_STRIDE = 1e8;
+
+/**
+ * Where the int64 value buffers of `columns` (int64 or timestamp) sit in encodeArrow(batch).
+ * Found by encoding the batch once more with marker values in those columns — the layout of an
+ * Arrow record batch depends only on lengths, nulls and string bytes, which the markers keep —
+ * and searching for each marker run (which must occur exactly once).
+ */
+export function arrowInt64Sites(batch: Batch, columns: readonly number[]): number[] {
+  if (batch.length >= MARKER_COLUMN_STRIDE) throw new RangeError(`a batch of ${batch.length} rows is too long to probe`);
+  const probe = batch.columns.slice();
+  const runs: Buffer[] = [];
+  columns.forEach((c, j) => {
+    const values = new Float64Array(batch.length);
+    const run = Buffer.alloc(8 * batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      values[i] = MARKER_BASE + j * MARKER_COLUMN_STRIDE + i;
+      run.writeBigInt64LE(BigInt(values[i]!), 8 * i);
+    }
+    const col = batch.columns[c]!;
+    if (col.type === 'timestamp') probe[c] = { type: 'timestamp', values, valid: col.valid };
+    else if (col.type === 'int64') {
+      const words = new Int32Array(2 * batch.length);
+      for (let i = 0; i < batch.length; i++) setInt64At(words, i, values[i]!);
+      probe[c] = { type: 'int64', words, valid: col.valid };
+    } else throw new TypeError(`column ${c} is ${col.type}: only int64 and timestamp columns can be re-stamped`);
+    runs.push(run);
+  });
+  const bytes = Buffer.from(encodeArrow({ ...batch, columns: probe }));
+  return runs.map((run, j) => {
+    const at = bytes.indexOf(run);
+    if (at < 0 || bytes.indexOf(run, at + 1) >= 0) throw new Error(`Arrow probe of column ${columns[j]}: ${at < 0 ? 'not found' : 'found twice'}`);
+    return at;
+  });
 }
 
-function writeInt64LE(d: Buffer, at: number, v: number): void {
-  const hi = Math.floor(v / TWO_32);
-  d.writeInt32LE((v - hi * TWO_32) | 0, at);
-  d.writeInt32LE(hi | 0, at + 4);
+/** Writes base[i] + shift as little-endian int64s at `at`: through an Int32Array view when aligned. */
+export function writeInt64Run(data: Buffer, at: number, base: Float64Array, shift: number): void {
+  const offset = data.byteOffset + at;
+  if (offset % 4 === 0) {
+    const words = new Int32Array(data.buffer, offset, 2 * base.length);
+    for (let i = 0; i < base.length; i++) {
+      const v = base[i]! + shift;
+      const hi = Math.floor(v / TWO_32);
+      words[2 * i] = (v - hi * TWO_32) | 0;
+      words[2 * i + 1] = hi | 0;
+    }
+    return;
+  }
+  for (let i = 0; i < base.length; i++) {
+    const v = base[i]! + shift;
+    const hi = Math.floor(v / TWO_32);
+    data.writeInt32LE((v - hi * TWO_32) | 0, at + 8 * i);
+    data.writeInt32LE(hi | 0, at + 8 * i + 4);
+  }
+}
+
+/** Arrow: the timestamp column's int64 buffer (bench/nexmark.ts re-stamps id columns the same way). */
+function arrowStamper(batch: Batch): Stamper {
+  const [at] = arrowInt64Sites(batch, [batch.schema.index.get('ts')!]);
+  return {
+    stamp(d, t, shift) {
+      writeInt64Run(d, at!, t, shift);
+    },
+  };
 }
 
 /** MessagePack column map: the ts array holds `float 64` values (0xcb + 8 bytes big-endian). */
@@ -406,18 +458,19 @@ export class BidRing {
     const tsAll = (ring.batch.columns[ring.batch.schema.index.get('ts')!] as { values: Float64Array }).values;
     let bytes = 0;
     for (let from = 0; from < this.ringEvents; from += o.batchRows) {
-      const payload = encodeBids(sliceBatch(this.data, from, from + o.batchRows), o.format);
+      const slice = sliceBatch(this.data, from, from + o.batchRows);
+      const payload = encodeBids(slice, o.format);
       const ts = tsAll.subarray(from, from + o.batchRows);
-      this.batches.push({ payload, ts, stamper: this.stamperFor(payload.data, ts), lap: 0 });
+      this.batches.push({ payload, ts, stamper: this.stamperFor(slice, payload.data, ts), lap: 0 });
       bytes += payload.data.length;
     }
     this.bytes = bytes;
     this.buildMs = performance.now() - started;
   }
 
-  private stamperFor(data: Buffer, ts: Float64Array): Stamper {
+  private stamperFor(batch: Batch, data: Buffer, ts: Float64Array): Stamper {
     switch (this.format) {
-      case 'arrow': return arrowStamper(data, ts);
+      case 'arrow': return arrowStamper(batch);
       case 'msgpack': return msgpackStamper(data, ts);
       case 'ndjson': return ndjsonStamper(data, ts, 'ts');
     }

@@ -42,8 +42,7 @@ import {
   int64At, schemaFromRecord, setInt64At, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema,
 } from '../engine/schema.js';
 import { concatBatches } from '../native-free-kernels/concat.js';
-import { encodeArrow } from '../native-free-kernels/encode-arrow.js';
-import { toStreamSchema, DEFAULT_START, type Payload } from './bids.js';
+import { arrowInt64Sites, encodeBids, toStreamSchema, writeInt64Run, DEFAULT_START, type Payload } from './bids.js';
 import { mulberry32, type Rng } from './random.js';
 
 // --- the model ---------------------------------------------------------------------------------------
@@ -295,68 +294,6 @@ export function lapShifts(events: number, spanMs: number): Record<NexmarkStream,
   };
 }
 
-// --- re-stamping Arrow in place -------------------------------------------------------------------
-
-const TWO_32 = 4294967296;
-/** probe values: valid millisecond timestamps no generated column holds */
-const MARKER_BASE = 7e15;
-const MARKER_COLUMN_STRIDE = 1e8;
-
-/**
- * Where the int64 value buffers of `columns` (int64 or timestamp) sit in encodeArrow(batch).
- * Found by encoding the batch once more with marker values in those columns — the layout of an
- * Arrow record batch depends only on lengths, nulls and string bytes, which the markers keep —
- * and searching for each marker run (which must occur exactly once).
- */
-export function arrowInt64Sites(batch: Batch, columns: readonly number[]): number[] {
-  if (batch.length >= MARKER_COLUMN_STRIDE) throw new RangeError(`a batch of ${batch.length} rows is too long to probe`);
-  const probe = batch.columns.slice();
-  const runs: Buffer[] = [];
-  columns.forEach((c, j) => {
-    const values = new Float64Array(batch.length);
-    const run = Buffer.alloc(8 * batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      values[i] = MARKER_BASE + j * MARKER_COLUMN_STRIDE + i;
-      run.writeBigInt64LE(BigInt(values[i]!), 8 * i);
-    }
-    const col = batch.columns[c]!;
-    if (col.type === 'timestamp') probe[c] = { type: 'timestamp', values, valid: col.valid };
-    else if (col.type === 'int64') {
-      const words = new Int32Array(2 * batch.length);
-      for (let i = 0; i < batch.length; i++) setInt64At(words, i, values[i]!);
-      probe[c] = { type: 'int64', words, valid: col.valid };
-    } else throw new TypeError(`column ${c} is ${col.type}: only int64 and timestamp columns can be re-stamped`);
-    runs.push(run);
-  });
-  const bytes = Buffer.from(encodeArrow({ ...batch, columns: probe }));
-  return runs.map((run, j) => {
-    const at = bytes.indexOf(run);
-    if (at < 0 || bytes.indexOf(run, at + 1) >= 0) throw new Error(`Arrow probe of column ${columns[j]}: ${at < 0 ? 'not found' : 'found twice'}`);
-    return at;
-  });
-}
-
-/** Writes base[i] + shift as little-endian int64s at `at`: through an Int32Array view when aligned. */
-export function writeInt64Run(data: Buffer, at: number, base: Float64Array, shift: number): void {
-  const offset = data.byteOffset + at;
-  if (offset % 4 === 0) {
-    const words = new Int32Array(data.buffer, offset, 2 * base.length);
-    for (let i = 0; i < base.length; i++) {
-      const v = base[i]! + shift;
-      const hi = Math.floor(v / TWO_32);
-      words[2 * i] = (v - hi * TWO_32) | 0;
-      words[2 * i + 1] = hi | 0;
-    }
-    return;
-  }
-  for (let i = 0; i < base.length; i++) {
-    const v = base[i]! + shift;
-    const hi = Math.floor(v / TWO_32);
-    data.writeInt32LE((v - hi * TWO_32) | 0, at + 8 * i);
-    data.writeInt32LE(hi | 0, at + 8 * i + 4);
-  }
-}
-
 /** The values of an int64 or timestamp column as doubles (exact below 2^53). */
 function numbersOf(col: Column, n: number): Float64Array {
   if (col.type === 'timestamp') return col.values.slice(0, n);
@@ -433,7 +370,7 @@ export class NexmarkRing {
         const hi = eventsOfType(from + o.batchRows, t as 0 | 1 | 2);
         if (hi === lo) return null;
         const slice = sliceBatch(data[s], lo, hi);
-        const payload = arrowPayload(slice);
+        const payload = encodeBids(slice, 'arrow');
         bytes += payload.data.length;
         const { columns } = stamped[s];
         return { payload, sites: arrowInt64Sites(slice, columns), bases: columns.map((c) => numbersOf(slice.columns[c]!, slice.length)), lap: 0 };
@@ -461,7 +398,7 @@ export class NexmarkRing {
       return NEXMARK_STREAM_NAMES.map((s, t) => {
         const lo = eventsOfType(from, t as 0 | 1 | 2);
         const hi = eventsOfType(from + rows, t as 0 | 1 | 2);
-        return hi === lo ? null : arrowPayload(this.lapped(s, lo, hi, lap));
+        return hi === lo ? null : encodeBids(this.lapped(s, lo, hi, lap), 'arrow');
       });
     }
     return this.steps[k % K]!.map((part, t) => {
@@ -512,22 +449,6 @@ export class NexmarkRing {
     });
     return { schema: part.schema, length: part.length, columns };
   }
-}
-
-function arrowPayload(batch: Batch): Payload {
-  const bytes = encodeArrow(batch);
-  return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), rows: batch.length, binary: true };
-}
-
-/** Check a stream's server schema has the Nexmark columns of `stream`; the problems, or []. */
-export function nexmarkSchemaProblems(stream: NexmarkStream, schema: Readonly<Record<string, string>>): string[] {
-  const problems: string[] = [];
-  for (const [name, type] of Object.entries(NEXMARK_STREAMS[stream])) {
-    const got = Object.hasOwn(schema, name) ? schema[name] : undefined;
-    if (got === undefined) problems.push(`no column '${name}' (${type})`);
-    else if (got !== type) problems.push(`column '${name}' is ${got}, the generator writes ${type}`);
-  }
-  return problems;
 }
 
 // --- the queries -------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { schemaFromRecord, type ColumnType, type StreamSchema } from '../engine/schema.js';
-import { BID_COLUMNS, BID_FORMATS, BidRing, bidSchemaProblems, type BidFormat, type Payload } from '../bench/bids.js';
-import { NEXMARK_STREAM_NAMES, NEXMARK_STREAMS, NexmarkRing, nexmarkSchemaProblems, type NexmarkStream } from '../bench/nexmark.js';
+import { BID_COLUMNS, BID_FORMATS, BidRing, schemaProblems, type BidFormat, type Payload } from '../bench/bids.js';
+import { NEXMARK_STREAM_NAMES, NEXMARK_STREAMS, NexmarkRing, type NexmarkStream } from '../bench/nexmark.js';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
 import { nearestRank } from '../bench/report.js';
 import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js';
@@ -323,13 +323,9 @@ interface Target {
   readonly watermark: string | null;
 }
 
-/** The columns a workload writes to `stream` and the problems of a server schema with them. */
-function columnsFor(o: GenOptions, stream: string): { columns: Readonly<Record<string, string>>; problems: (schema: Readonly<Record<string, string>>) => string[] } {
-  if (o.workload === 'nexmark') {
-    const s = stream as NexmarkStream;
-    return { columns: NEXMARK_STREAMS[s], problems: (schema) => nexmarkSchemaProblems(s, schema) };
-  }
-  return { columns: BID_COLUMNS, problems: bidSchemaProblems };
+/** The columns a workload writes to `stream`. */
+function columnsFor(o: GenOptions, stream: string): Readonly<Record<string, ColumnType>> {
+  return o.workload === 'nexmark' ? NEXMARK_STREAMS[stream as NexmarkStream] : BID_COLUMNS;
 }
 
 /** The streams a run writes, in the order of a step's payloads. */
@@ -349,8 +345,8 @@ async function streamTargets(base: string, o: GenOptions): Promise<Target[]> {
       const names = streams.map((x) => x.name);
       throw new ClientError('SLUICE_UNKNOWN_STREAM', `the server at ${base} has no stream '${name}' (streams: ${names.join(', ') || 'none'})`);
     }
-    const { columns, problems: check } = columnsFor(o, name);
-    const problems = check(s.schema);
+    const columns = columnsFor(o, name);
+    const problems = schemaProblems(columns, s.schema);
     if (problems.length > 0) {
       throw new ClientError(null, `stream '${name}' cannot take generated ${o.workload === 'nexmark' ? `Nexmark ${name} events` : 'bids'}: ${problems.join('; ')} (the generator writes ${Object.entries(columns).map(([k, t]) => `${k} ${t}`).join(', ')})`);
     }

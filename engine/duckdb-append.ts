@@ -22,7 +22,7 @@ import {
   type DuckDBAppender,
   type DuckDBType,
 } from '@duckdb/node-api';
-import type { Column, ColumnType } from './schema.js';
+import { setInt64At, type Column, type ColumnType } from './schema.js';
 
 export type SqlType = 'BOOLEAN' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'VARCHAR' | 'TIMESTAMP';
 
@@ -97,6 +97,8 @@ export class ChunkWriter {
   private readonly mask = new Uint8Array(CHUNK_ROWS / 8);
   /** a chunk of inlined duckdb_string_t, 4 words each */
   private readonly strings = new Int32Array(4 * CHUNK_ROWS);
+  /** the rows of a chunk whose strings are too long to inline */
+  private readonly longRows = new Int32Array(CHUNK_ROWS);
 
   constructor(types: readonly SqlType[]) {
     this.types = types;
@@ -133,12 +135,7 @@ export class ChunkWriter {
           // result counts arrive as (exact, integral) doubles
           const v = col.values;
           const w = this.words;
-          for (let i = 0; i < count; i++) {
-            const x = v[start + i]!;
-            const hi = Math.floor(x / 4294967296);
-            w[2 * i] = (x - hi * 4294967296) | 0;
-            w[2 * i + 1] = hi | 0;
-          }
+          for (let i = 0; i < count; i++) setInt64At(w, i, v[start + i]!);
           copyView(vector, w.subarray(0, 2 * count));
         } else {
           throw new Error(`BIGINT column from ${col.type}`);
@@ -167,28 +164,26 @@ export class ChunkWriter {
         const valid = col.valid;
         const codes = col.codes;
         const inl = inlinedStrings(col.dict);
+        const w = inl.words;
         const out = this.strings;
-        let long = false;
+        const longRows = this.longRows;
+        let nLong = 0;
         for (let i = 0; i < count; i++) {
           const at = 4 * i;
           const c = codes[start + i]!;
           if ((valid !== null && valid[start + i] === 0) || !inl.fits(c)) {
             // null, or assigned below: an empty inlined string meanwhile
             out[at] = 0; out[at + 1] = 0; out[at + 2] = 0; out[at + 3] = 0;
-            long ||= valid === null || valid[start + i] !== 0;
+            if (valid === null || valid[start + i] !== 0) longRows[nLong++] = i;
             continue;
           }
           const k = 4 * c;
-          const w = inl.words;
           out[at] = w[k]!; out[at + 1] = w[k + 1]!; out[at + 2] = w[k + 2]!; out[at + 3] = w[k + 3]!;
         }
         copyView(vector, out.subarray(0, 4 * count));
-        if (long) {
-          for (let i = 0; i < count; i++) {
-            if (valid !== null && valid[start + i] === 0) continue;
-            const c = codes[start + i]!;
-            if (!inl.fits(c)) duckdb.vector_assign_string_element(vector, i, col.dict[c]!);
-          }
+        for (let j = 0; j < nLong; j++) {
+          const i = longRows[j]!;
+          duckdb.vector_assign_string_element(vector, i, col.dict[codes[start + i]!]!);
         }
         break;
       }

@@ -196,8 +196,7 @@ export class Sluice extends EventEmitter {
       this.stats.ingestEvents[name] = 0;
       this.stats.ingestBytes[name] = 0;
       this.stats.batchesRejected[name] = {};
-      this.stats.maxEventTime[name] = pos.maxEventTime;
-      this.stats.watermark[name] = pos.maxEventTime - cfg.eventTime.maxOutOfOrder;
+      this.showClock(name, cfg.eventTime.maxOutOfOrder, pos.maxEventTime);
       minIdle = Math.min(minIdle, cfg.eventTime.idleTimeout);
     }
     for (const name of Object.keys(config.pipelines)) {
@@ -224,7 +223,7 @@ export class Sluice extends EventEmitter {
    * replay the durable log past the checkpoint.
    */
   static async open(config: SluiceConfig | string | Record<string, unknown>, opts: OpenOptions = {}): Promise<Sluice> {
-    const cfg = typeof config === 'string' ? loadConfig(config) : isValidated(config) ? config : configFromObject(config);
+    const cfg = resolveConfig(config);
     mkdirSync(cfg.storage.dir, { recursive: true });
     const log = opts.log ?? (() => {});
     const init: WorkerInit = { config: cfg };
@@ -435,8 +434,7 @@ export class Sluice extends EventEmitter {
     const now = Date.now();
     for (const p of pieces) this.arena.release(p.ref);
     s.lastDataMax = Math.max(s.lastDataMax, r.maxEventTime);
-    this.stats.maxEventTime[s.name] = r.maxEventTime;
-    this.stats.watermark[s.name] = r.maxEventTime - s.maxOutOfOrder;
+    this.showClock(s.name, s.maxOutOfOrder, r.maxEventTime);
     // durable: the state may only hold batches the log holds (else a checkpoint could contain a
     // batch a crash would make the client send again)
     const waits = pieces.map((p) => (p.wal === null ? Promise.resolve(true) : p.wal.then(() => true, () => false)));
@@ -489,6 +487,12 @@ export class Sluice extends EventEmitter {
     this.pump();
   }
 
+  /** A stream's event-time clock in the stats: its max event time, and the watermark behind it. */
+  private showClock(stream: string, maxOutOfOrder: number, maxEventTime: number): void {
+    this.stats.maxEventTime[stream] = maxEventTime;
+    this.stats.watermark[stream] = maxEventTime - maxOutOfOrder;
+  }
+
   private pushLatency(ms: number): void {
     const a = this.stats.batchLatencyMs;
     if (a.length >= LATENCY_SAMPLES) a.shift();
@@ -507,8 +511,7 @@ export class Sluice extends EventEmitter {
       if (clock <= s.chain.valueAt(s.t)) continue;
       const t = ++s.t;
       s.chain.publish(t, clock);
-      this.stats.maxEventTime[s.name] = clock;
-      this.stats.watermark[s.name] = clock - s.maxOutOfOrder;
+      this.showClock(s.name, s.maxOutOfOrder, clock);
       this.toState({ kind: 'idle', stream: s.name, t, maxEventTime: clock });
     }
   }
@@ -549,8 +552,7 @@ export class Sluice extends EventEmitter {
       // closed, plus lateness and maxOutOfOrder): /v1/streams and the watermark gauge say so.
       // A stream that never had an event keeps −∞ (no watermark).
       if (Number.isFinite(clock)) {
-        this.stats.maxEventTime[s.name] = clock;
-        this.stats.watermark[s.name] = clock - s.maxOutOfOrder;
+        this.showClock(s.name, s.maxOutOfOrder, clock);
       }
       this.toState({ kind: 'idle', stream: s.name, t, maxEventTime: clock });
     }
@@ -716,6 +718,14 @@ function errorFrom(body: { code: string; message: string }): SluiceError {
 
 function isValidated(c: unknown): c is SluiceConfig {
   return typeof c === 'object' && c !== null && Object.isFrozen(c) && 'server' in c && 'storage' in c && 'workers' in c;
+}
+
+/**
+ * The config as Sluice.open reads it: a file path, an already validated config (frozen by
+ * engine/config.ts), or a tree to validate.
+ */
+export function resolveConfig(config: SluiceConfig | string | Record<string, unknown>): SluiceConfig {
+  return typeof config === 'string' ? loadConfig(config) : isValidated(config) ? config : configFromObject(config);
 }
 
 function nextPow2(n: number): number {

@@ -513,7 +513,7 @@ async function checkReferences(instance: DuckDBInstance, conn: DuckDBConnection,
   const lookUp = refs.tables.filter((t) => !isPlainTable(t));
   if (lookUp.length > 0) {
     const catalog = (await catalogRows(conn,
-      'SELECT database_name, schema_name, table_name FROM duckdb_tables() UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()', []))
+      'SELECT database_name, schema_name, table_name FROM duckdb_tables() UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()'))
       .map(([database, schema, name]) => ({ database: database!, schema: schema!, name: name! }));
     const outside = lookUp.find((t) => !inCatalog(t, catalog));
     if (outside !== undefined) throw sluiceError('SQL_NOT_READ_ONLY', `'${tableLabel(outside)}' is not a table or view of the database: ${SOURCES_NOT_ALLOWED}`);
@@ -539,7 +539,7 @@ const CATALOG_TYPES: CatalogNames = { what: 'Type', sql: 'SELECT DISTINCT lower(
 async function refuseUnknown(instance: DuckDBInstance, conn: DuckDBConnection, names: readonly string[], catalog: CatalogNames): Promise<void> {
   if (names.length === 0) return;
   const read = (): Promise<ReadonlySet<string>> => {
-    const p = catalogRows(conn, catalog.sql, []).then((rows) => new Set(rows.map((r) => r[0]!)));
+    const p = catalogRows(conn, catalog.sql).then((rows) => new Set(rows.map((r) => r[0]!)));
     catalog.cache.set(instance, p);
     // a failed read (this query's timeout, say) is not kept for the next query
     p.catch(() => catalog.cache.get(instance) === p && catalog.cache.delete(instance));
@@ -554,9 +554,9 @@ async function refuseUnknown(instance: DuckDBInstance, conn: DuckDBConnection, n
   }
 }
 
-async function catalogRows(conn: DuckDBConnection, sql: string, params: readonly string[]): Promise<(string | null)[][]> {
+async function catalogRows(conn: DuckDBConnection, sql: string): Promise<(string | null)[][]> {
   try {
-    const reader = await conn.runAndReadAll(sql, [...params]);
+    const reader = await conn.runAndReadAll(sql);
     return reader.getRows().map((r) => r.map((v) => (v === null ? null : String(v))));
   } catch (err) {
     throw queryError(err);

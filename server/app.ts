@@ -17,9 +17,9 @@
 
 import { pino, type Logger } from 'pino';
 import uWS, { type TemplatedApp, type us_listen_socket, type WebSocket } from 'uWebSockets.js';
-import { configFromObject, loadConfig, type SluiceConfig } from '../engine/config.js';
+import type { SluiceConfig } from '../engine/config.js';
 import { sluiceError } from '../engine/errors.js';
-import { Sluice, type LogFn } from '../engine/runtime.js';
+import { Sluice, resolveConfig, type LogFn } from '../engine/runtime.js';
 import { Auth } from './auth.js';
 import type { ServerContext } from './context.js';
 import { dashboard } from './dashboard.js';
@@ -65,16 +65,6 @@ const KNOWN = [
  */
 export class ListenError extends Error {
   override readonly name = 'ListenError';
-}
-
-/**
- * The config as Sluice.open reads it: a file path, an already validated config (frozen by
- * engine/config.ts; the same test as the engine's), or a tree to validate.
- */
-function resolveConfig(config: SluiceConfig | string | Record<string, unknown>): SluiceConfig {
-  if (typeof config === 'string') return loadConfig(config);
-  const validated = Object.isFrozen(config) && 'server' in config && 'storage' in config && 'workers' in config;
-  return validated ? (config as SluiceConfig) : configFromObject(config);
 }
 
 function engineLog(log: Logger): LogFn {

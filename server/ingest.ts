@@ -74,10 +74,8 @@ export function httpIngest(ctx: ServerContext): (res: HttpResponse, req: HttpReq
     const type = mediaType(info.contentType);
     const format = Object.hasOwn(CONTENT_TYPES, type) ? CONTENT_TYPES[type]! : null;
     if (format === null) {
-      const reject = sluiceError('UNSUPPORTED_MEDIA_TYPE',
-        `Content-Type ${info.contentType === '' ? '(none)' : `'${info.contentType}'`} is not a batch format: use one of ${Object.keys(CONTENT_TYPES).join(', ')}`);
-      ctx.metrics.batchesRejected.inc({ stream, code: reject.code });
-      reply.error(reject, true);
+      rejected(ctx, reply, stream, sluiceError('UNSUPPORTED_MEDIA_TYPE',
+        `Content-Type ${info.contentType === '' ? '(none)' : `'${info.contentType}'`} is not a batch format: use one of ${Object.keys(CONTENT_TYPES).join(', ')}`), true);
       return;
     }
     const { maxPayload } = ctx.config.server;

@@ -10,6 +10,7 @@ import type { ColumnType } from '../engine/schema.js';
 import { asSluiceError, sluiceError, SluiceError } from '../engine/errors.js';
 import { quoteIdent } from '../engine/parquet-export.js';
 import { formatDuration } from '../engine/units.js';
+import { MAX_TIMESTAMP_MS, parseInt64Decimal } from '../native-free-kernels/decode.js';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
 import type { QueryOptions, QueryResult } from '../engine/runtime.js';
 import { unknownPipeline, type ServerContext } from './context.js';
@@ -210,14 +211,11 @@ async function runQuery(ctx: ServerContext, reply: Reply, text: string, params: 
 
 // --- REST results --------------------------------------------------------------------------------
 
-/** The instants Date (and so ISO-8601 text) can show: ±8.64e15 ms. */
-const MAX_MS = 8.64e15;
-
 /** `?from=` / `?to=`: ISO-8601 or integer ms since the epoch */
 function timeParam(name: string, v: string): number {
   const ms = /^-?\d+$/.test(v) ? Number(v) : parseIsoTimestamp(v);
   if (!Number.isFinite(ms)) throw sluiceError('BAD_REQUEST', `${name}: expected an ISO-8601 timestamp or ms since the epoch, got '${v}'`);
-  if (Math.abs(ms) > MAX_MS) throw sluiceError('BAD_REQUEST', `${name}: '${v}' is out of range (at most ${MAX_MS} ms from the epoch)`);
+  if (Math.abs(ms) > MAX_TIMESTAMP_MS) throw sluiceError('BAD_REQUEST', `${name}: '${v}' is out of range (at most ${MAX_TIMESTAMP_MS} ms from the epoch)`);
   return ms;
 }
 
@@ -226,8 +224,8 @@ function countParam(name: string, v: string, max: number): number {
   return Number(v);
 }
 
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
+/** scratch words for parseInt64Decimal, which only checks here */
+const INT64_SCRATCH = new Int32Array(2);
 
 /**
  * A groupBy column's value from the query string, checked here so that a bad one is a 400 that
@@ -239,7 +237,7 @@ function keyParam(name: string, type: ColumnType, v: string, i: number): { value
   switch (type) {
     case 'int64':
       // text cast by DuckDB: exact beyond 2^53
-      if (!/^-?\d+$/.test(v) || BigInt(v) < INT64_MIN || BigInt(v) > INT64_MAX) throw bad('a 64-bit integer');
+      if (!parseInt64Decimal(v, INT64_SCRATCH, 0)) throw bad('a 64-bit integer');
       return { value: v, sql: `${col} = $${i}::BIGINT` };
     case 'int32':
       if (!/^-?\d+$/.test(v) || Math.abs(Number(v)) > 2 ** 31 || Number(v) === 2 ** 31) throw bad('a 32-bit integer');

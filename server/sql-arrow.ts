@@ -45,44 +45,28 @@ function toTime(v: unknown): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-function column(kind: Kind, values: unknown[]): Vector {
-  let type: DataType;
-  let data: unknown[];
-  switch (kind) {
-    case 'bool':
-      type = new Bool();
-      data = values.map((v) => (v === null ? null : Boolean(v)));
-      break;
-    case 'int32':
-      type = new Int32();
-      data = values.map(toNumber);
-      break;
-    case 'int64':
-      // output edge only: the values arrive as numbers (or decimal strings beyond 2^53)
-      type = new Int64();
-      data = values.map((v) => (v === null ? null : typeof v === 'string' ? BigInt(v) : BigInt(Math.trunc(v as number))));
-      break;
-    case 'float64':
-      type = new Float64();
-      data = values.map(toNumber);
-      break;
-    case 'timestamp':
-      type = new TimestampMillisecond();
-      data = values.map(toTime);
-      break;
-    case 'date':
-      type = new DateDay();
-      data = values.map((v) => {
-        const ms = toTime(v);
-        return ms === null ? null : new Date(ms);
-      });
-      break;
-    case 'utf8':
-      type = new Utf8();
-      data = values.map((v) => (v === null ? null : typeof v === 'string' ? v : JSON.stringify(v)));
-      break;
-  }
-  return vectorFromArray(data, type);
+/** Per kind: the Arrow type, and a JSON-ready value (never undefined) as apache-arrow takes it. */
+const KINDS: Readonly<Record<Kind, { readonly type: () => DataType; readonly value: (v: unknown) => unknown }>> = {
+  bool: { type: () => new Bool(), value: (v) => (v === null ? null : Boolean(v)) },
+  int32: { type: () => new Int32(), value: toNumber },
+  // output edge only: the values arrive as numbers (or decimal strings beyond 2^53)
+  int64: { type: () => new Int64(), value: (v) => (v === null ? null : typeof v === 'string' ? BigInt(v) : BigInt(Math.trunc(v as number))) },
+  float64: { type: () => new Float64(), value: toNumber },
+  timestamp: { type: () => new TimestampMillisecond(), value: toTime },
+  date: {
+    type: () => new DateDay(),
+    value: (v) => {
+      const ms = toTime(v);
+      return ms === null ? null : new Date(ms);
+    },
+  },
+  utf8: { type: () => new Utf8(), value: (v) => (v === null ? null : typeof v === 'string' ? v : JSON.stringify(v)) },
+};
+
+/** Column j of the rows as a vector of `kind`. */
+function column(kind: Kind, rows: readonly (readonly unknown[])[], j: number): Vector {
+  const k = KINDS[kind];
+  return vectorFromArray(rows.map((r) => k.value(r[j] ?? null)), k.type());
 }
 
 /**
@@ -106,7 +90,7 @@ export function queryResultArrow(result: QueryResult): Uint8Array {
       taken.add(name);
     }
     seen.add(name);
-    const v = column(kindOf(c.type), result.rows.map((r) => r[j] ?? null));
+    const v = column(kindOf(c.type), result.rows, j);
     fields.push(new Field(name, v.type as DataType, true));
     // vectorFromArray builds one chunk
     children.push(v.data[0]!);

@@ -11,8 +11,6 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { int64At, valueAt, type Batch, type Column } from '../../engine/schema.js';
 import { decodeBatch } from '../../native-free-kernels/decode.js';
@@ -25,7 +23,7 @@ import {
 import { loadIntoDuckDB } from '../../bench/duckdb-load.js';
 import { openMemory, queryRows } from '../helpers/duckdb.js';
 import { freshDir, removeFreshDirs } from '../helpers/oracle.js';
-import { repoRoot } from '../helpers/paths.js';
+import { runCli, type Ran } from '../helpers/cli.js';
 
 after(removeFreshDirs);
 
@@ -163,17 +161,7 @@ describe('Nexmark ring', () => {
 
 // --- end to end against DuckDB ---------------------------------------------------------------------------
 
-const CLI = join(repoRoot, 'dist', 'server', 'cli.js');
-
-function runGen(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, [CLI, 'gen', '--json', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const runGen = (args: string[]): Promise<Ran> => runCli(['gen', '--json', ...args], { timeoutMs: 60_000 });
 
 /** Rows as comparable text: numbers rounded to 9 significant digits (sums of doubles differ in the last bits). */
 function canon(rows: readonly (readonly unknown[])[]): string[] {

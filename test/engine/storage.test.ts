@@ -366,7 +366,6 @@ test('checkpoints: 120 commits of a 1 MB state keep the file bounded (the table 
       await s.commit({ ...EMPTY, checkpoint: { state, positions: { ev: { seq: i } } } });
     }
     assert.deepEqual((await s.query('SELECT id FROM sluice_checkpoints ORDER BY id')).rows, [[118], [119], [120]]);
-    await s.query('SELECT 1'); // (reads work across the rebuilt table)
   } finally {
     await s.close();
   }

@@ -45,7 +45,7 @@ export function assertError(a: Answer, status: number, code: string, label = '')
   const body = json(a) as Record<string, unknown>;
   assert.deepEqual(Object.keys(body), ['error'], where);
   const err = body['error'] as Record<string, unknown>;
-  assert.deepEqual(Object.keys(err).sort(), ['code', 'message'], where);
+  assert.deepEqual(Object.keys(err), ['code', 'message'], where);
   assert.equal(err['code'], code, where);
   assert.equal(CODES.get(code), status, `${code} is in engine/errors.ts with status ${status}`);
   assert.equal(typeof err['message'], 'string', where);

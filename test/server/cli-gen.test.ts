@@ -6,37 +6,19 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { startServer, type SluiceServer } from '../../server/app.js';
 import { AckTracker, Latencies, makeRing, parseGenArgs, type GenSummary } from '../../server/gen.js';
 import { BID_FORMATS } from '../../bench/bids.js';
 import { valueAt, type Batch } from '../../engine/schema.js';
 import { BIDS_SCHEMA, freshDir, removeFreshDirs } from '../helpers/oracle.js';
-import { repoRoot } from '../helpers/paths.js';
+import { runCli, type Ran } from '../helpers/cli.js';
 import { testServer } from '../helpers/server.js';
 
 after(removeFreshDirs);
 
-const CLI = join(repoRoot, 'dist', 'server', 'cli.js');
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI in a child process (async: the server answering it runs in this process). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+/** The CLI to its end, 30 s at most (async: the server answering it runs in this process). */
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Ran> => runCli(args, { env, timeoutMs: 30_000 });
 
 async function gen(server: SluiceServer, args: string[], env: Record<string, string> = {}): Promise<{ ran: Ran; summary: GenSummary }> {
   const ran = await cli(['gen', '--url', `ws://127.0.0.1:${server.port}`, '--json', ...args], env);

@@ -6,33 +6,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { SluiceServer } from '../../server/app.js';
 import { removeFreshDirs } from '../helpers/oracle.js';
-import { repoRoot } from '../helpers/paths.js';
+import { runCli, type Ran } from '../helpers/cli.js';
 import { testServer } from '../helpers/server.js';
 
-const CLI = join(repoRoot, 'dist', 'server', 'cli.js');
 const TOKEN = 's3cret';
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}, input = ''): Promise<Ran> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv, ...env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
-  child.stdin.end(input);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (args: string[], env: Record<string, string> = {}, input = ''): Promise<Ran> => runCli(args, { env, input, timeoutMs: 30_000 });
 
 let server: SluiceServer;
 let small: SluiceServer;

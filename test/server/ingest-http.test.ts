@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { Packr } from 'msgpackr';
-import { allErrorDefs } from '../../engine/errors.js';
 import type { Batch } from '../../engine/schema.js';
 import type { SluiceServer } from '../../server/app.js';
 import { encodeArrow, encodeArrowDictionary } from '../../native-free-kernels/encode-arrow.js';
 import { encodeJson, encodeNdjson } from '../../native-free-kernels/encode-json.js';
 import { encodeMsgpackColumns, encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
+import { assertError as assertErrorAnswer, call, json, type Answer } from '../helpers/http.js';
 import { archived, marked, summary, withServer } from '../helpers/marked.js';
 import { removeFreshDirs } from '../helpers/oracle.js';
 
@@ -23,39 +23,22 @@ after(removeFreshDirs);
 const INGEST = '/v1/streams/bids/ingest';
 const ARROW = 'application/vnd.apache.arrow.stream';
 
-interface Answer {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: unknown;
-}
-
-async function post(server: SluiceServer, body: Uint8Array | string | ReadableStream<Uint8Array>, type: string | null, path = INGEST): Promise<Answer> {
-  const headers: Record<string, string> = type === null ? {} : { 'content-type': type };
-  const init: RequestInit & { duplex?: 'half' } = { method: 'POST', headers, body };
+function post(server: SluiceServer, body: Uint8Array | string | ReadableStream<Uint8Array>, type: string | null, path = INGEST): Promise<Answer> {
+  const init: RequestInit & { duplex?: 'half' } = { method: 'POST', headers: type === null ? {} : { 'content-type': type }, body };
   if (body instanceof ReadableStream) init.duplex = 'half';
-  const res = await fetch(`${server.url}${path}`, init);
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown };
+  return call(server, path, init);
 }
 
-/** The error shape of A4, exactly: `{"error": {"code", "message"}}`, with the catalogued status. */
+/** The error shape of A4 (helpers/http.ts), and exactly `application/json`. */
 function assertError(a: Answer, status: number, code: string): string {
-  assert.equal(a.status, status, JSON.stringify(a.body));
-  assert.equal(a.headers.get('content-type'), 'application/json');
-  const body = a.body as Record<string, unknown>;
-  assert.deepEqual(Object.keys(body), ['error'], JSON.stringify(body));
-  const error = body.error as Record<string, unknown>;
-  assert.deepEqual(Object.keys(error), ['code', 'message'], JSON.stringify(body));
-  assert.equal(error.code, code, String(error.message));
-  assert.ok(typeof error.message === 'string' && error.message.length > 0);
-  assert.equal(allErrorDefs().find((d) => d.code === code)?.status, status, `${code} is catalogued with status ${status}`);
-  return error.message;
+  assert.equal(a.headers.get('content-type'), 'application/json', a.text);
+  return assertErrorAnswer(a, status, code);
 }
 
 function assertRows(a: Answer, rows: number): void {
-  assert.equal(a.status, 200, JSON.stringify(a.body));
+  assert.equal(a.status, 200, a.text);
   assert.equal(a.headers.get('content-type'), 'application/json');
-  assert.deepEqual(a.body, { rows });
+  assert.deepEqual(json(a), { rows });
 }
 
 /** A body sent in chunks without Content-Length (Transfer-Encoding: chunked). */

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeBatches, eventTimes, makeEvents, removeFreshDirs, T0 } from '../helpers/oracle.js';
-import { testServer, until } from '../helpers/server.js';
+import { testServer, until, within } from '../helpers/server.js';
 import { openMemory, queryRows, loadBatch, type JsValue } from '../helpers/duckdb.js';
 import { assertError, call, contentLength, json, rawRequest, RawConnection, type Answer, type RawAnswer } from '../helpers/http.js';
 import { sliceBatch, type Batch } from '../../engine/schema.js';
@@ -189,7 +189,7 @@ describe('REST routes', () => {
     assert.ok(samples.length > 10);
     // prom-client writes NaN as "Nan"; Prometheus reads special values case-insensitively
     for (const l of samples) assert.match(l, /^sluice_[a-z0-9_]+(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/i, l);
-    assert.ok(sample(m.text, 'sluice_pipeline_events_total{pipeline="tumble"}') === EVENTS.length);
+    assert.equal(sample(m.text, 'sluice_pipeline_events_total{pipeline="tumble"}'), EVENTS.length);
   });
 });
 
@@ -430,7 +430,7 @@ describe('other statuses', () => {
       const health = await get('/healthz');
       await closing;
       // and then the kept-alive connection is closed too: nothing answers from a closed engine
-      await Promise.race([conn.closed, new Promise((_, reject) => setTimeout(() => reject(new Error('a kept-alive connection outlived close()')), 2000))]);
+      await within(conn.closed, 'end of a kept-alive connection after close()', 2000);
       assert.equal(ready.status, 503, ready.body);
       assert.match(ready.head, /\r\nRetry-After: 1\r\n/i);
       assert.equal((JSON.parse(ready.body) as { error: { code: string } }).error.code, 'SLUICE_NOT_READY');

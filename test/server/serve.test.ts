@@ -5,17 +5,15 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { bidsConfig, freshDir, removeFreshDirs } from '../helpers/oracle.js';
-import { repoRoot } from '../helpers/paths.js';
+import { spawnCli, type Spawned } from '../helpers/cli.js';
 import { TUMBLE } from '../helpers/server.js';
 
 after(removeFreshDirs);
-
-const CLI = join(repoRoot, 'dist', 'server', 'cli.js');
 
 interface Serving {
   child: ChildProcess;
@@ -33,16 +31,7 @@ function configFile(dir: string, server: Record<string, unknown> = {}): string {
   return path;
 }
 
-function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLUICE_')));
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
+const run = (args: string[], env: Record<string, string> = {}): Spawned => spawnCli(args, { env });
 
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Serving> {
   const r = run(['serve', ...args], env);

@@ -13,7 +13,7 @@ import { sliceBatch } from '../../engine/schema.js';
 import type { SluiceServer } from '../../server/app.js';
 import { encodeBatches, makeEvents, removeFreshDirs, type Payload } from '../helpers/oracle.js';
 import { rawRequest, RawConnection } from '../helpers/http.js';
-import { testServer, TestSocket, until, wsUrl } from '../helpers/server.js';
+import { testServer, TestSocket, until, within, wsUrl } from '../helpers/server.js';
 
 after(removeFreshDirs);
 
@@ -129,7 +129,7 @@ describe('subscribe', () => {
       };
       assert.equal(await dropped(), 1);
       slow.ws.resume();
-      const closed = await Promise.race([slow.closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the slow subscriber was not closed')), 10_000).unref())]);
+      const closed = await within(slow.closed, 'close of the slow subscriber', 10_000);
       assert.equal(closed.code, 1013);
       assert.match(closed.reason, /^SLUICE_SUBSCRIBER_TOO_SLOW: /);
       const got = (slow.messages as { rows: unknown[] }[]).reduce((n, m) => n + m.rows.length, 0);

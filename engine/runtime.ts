@@ -161,7 +161,7 @@ export class Sluice extends EventEmitter {
     this.arena = new SlabArena(Math.max(config.workers.queue, 2 * slabBytes), slabBytes);
     const init: WorkerInit = { config };
     this.pool = new Piscina({
-      filename: new URL('./pool-worker.js', import.meta.url).href,
+      filename: new URL('./pool-worker-entry.cjs', import.meta.url).href,
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.MAX_SAFE_INTEGER,

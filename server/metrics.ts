@@ -126,7 +126,10 @@ export class Metrics {
   }
 
   async text(): Promise<string> {
-    return this.registry.metrics();
+    // prom-client 15 writes a NaN sample as `Nan` (its util.getValueAsString); the exposition
+    // format's spelling is `NaN`, and OpenMetrics parsers take no other. The event-loop lag
+    // gauges are NaN until the first lag sample, so a scrape right after start has them.
+    return (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   }
 
   get contentType(): string {

@@ -10,6 +10,7 @@ import { encodeMsgpackRows } from '../../native-free-kernels/encode-msgpack.js';
 import { sliceBatch } from '../../engine/schema.js';
 import { makeEvents, removeFreshDirs, T0 } from '../helpers/oracle.js';
 import { testServer, TestSocket, wsUrl } from '../helpers/server.js';
+import { Metrics } from '../../server/metrics.js';
 
 after(removeFreshDirs);
 
@@ -132,5 +133,15 @@ describe('/metrics', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test('a NaN sample is written NaN, the exposition format spelling (prom-client writes Nan)', async () => {
+    const metrics = new Metrics();
+    // no event-loop delay sample between two scrapes in the same tick: the lag mean is NaN
+    await metrics.text();
+    const text = await metrics.text();
+    const { samples } = parseMetrics(text);
+    assert.ok(Number.isNaN(samples.get('sluice_nodejs_eventloop_lag_mean_seconds')), text.split('\n').filter((l) => l.includes('eventloop_lag_mean')).join('\n'));
+    assert.doesNotMatch(text, / Nan$/m);
   });
 });

@@ -200,13 +200,6 @@ const serverSchema = strict('server', {
   }).prefault({}),
 });
 
-const storageSchema = strict('storage', {
-  dir: text('a directory path').default('./data'),
-  parquet: strict('storage.parquet', { every: duration(1).prefault('1m') }).prefault({}),
-  checkpoint: strict('storage.checkpoint', { every: duration(1).prefault('5s') }).prefault({}),
-  /** a pipeline whose definition changed against its existing table: refuse to start, or drop and recreate its tables */
-  onPipelineChange: z.enum(['error', 'recreate'], { error: 'expected error or recreate' }).default('error'),
-});
 
 const THREADS_MESSAGE = 'expected auto or an integer from 1 to 256';
 const threadsSchema = z.union([z.string(), z.number()], { error: orRequired(THREADS_MESSAGE) }).transform((v, ctx) => {
@@ -227,6 +220,18 @@ const workersSchema = strict('workers', {
   coalesce: size(0, 1 << 30, '0 and 1GiB').prefault('1MiB'),
   /** JS heap of each pool worker; a worker that exceeds it dies and only its batches fail */
   heap: size(64 << 20, 2 ** 40, '64MiB and 1TiB').prefault('2GiB'),
+});
+
+const storageSchema = strict('storage', {
+  dir: text('a directory path').default('./data'),
+  parquet: strict('storage.parquet', { every: duration(1).prefault('1m') }).prefault({}),
+  checkpoint: strict('storage.checkpoint', { every: duration(1).prefault('5s') }).prefault({}),
+  /** a pipeline whose definition changed against its existing table: refuse to start, or drop and recreate its tables */
+  onPipelineChange: z.enum(['error', 'recreate'], { error: 'expected error or recreate' }).default('error'),
+  /** DuckDB's threads (appends, commits, queries); auto: the cores the worker pool leaves, at least 1 */
+  threads: threadsSchema.default('auto'),
+  /** DuckDB's WAL size that triggers a checkpoint of the database file (its checkpoint_threshold) */
+  walCheckpoint: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('256MiB'),
 });
 
 const columnsSchema = z.record(nameKey(), z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),
@@ -347,6 +352,17 @@ export type KafkaConfig = NonNullable<SluiceConfig['kafka']>;
 /** `workers.threads` stays `'auto'` in the config; the runtime sizes the pool with this. */
 export function resolveWorkerThreads(threads: SluiceConfig['workers']['threads']): number {
   return threads === 'auto' ? availableParallelism() : threads;
+}
+
+/**
+ * `storage.threads` stays `'auto'` in the config; DuckDB gets this many: auto is the cores the
+ * worker pool leaves, at least one. DuckDB runs its commits and checkpoints on all of its threads,
+ * so on a host whose cores the pool already uses, more threads only take them from the workers
+ * and the main thread (docs/benchmarks.md, "DuckDB's threads").
+ */
+export function resolveStorageThreads(config: Pick<SluiceConfig, 'storage' | 'workers'>): number {
+  const t = config.storage.threads;
+  return t === 'auto' ? Math.max(1, availableParallelism() - resolveWorkerThreads(config.workers.threads)) : t;
 }
 
 /** Dotted paths of every key of every mapping in the schema (`<stream>` stands for a name). */

@@ -48,7 +48,7 @@ import {
   type Json,
 } from '@duckdb/node-api';
 import type { SluiceConfig, WindowSpec } from './config.js';
-import { streamSchemaOf } from './config.js';
+import { resolveStorageThreads, streamSchemaOf } from './config.js';
 import { SluiceError, sluiceError } from './errors.js';
 import { compilePipeline } from './plan.js';
 import type { Batch, Column, ColumnType, StreamSchema } from './schema.js';
@@ -865,7 +865,11 @@ export class Storage {
     try {
       // never fetch or load an extension behind the user's back (a query naming an unknown
       // function must fail, not download code); parquet, json and icu are built in
-      instance = await DuckDBInstance.create(file, { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+      instance = await DuckDBInstance.create(file, {
+        autoinstall_known_extensions: 'false', autoload_known_extensions: 'false',
+        threads: String(resolveStorageThreads(config)),
+        checkpoint_threshold: `${config.storage.walCheckpoint}b`,
+      });
     } catch (err) {
       releaseLock();
       throw openError(file, err);

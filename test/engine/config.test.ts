@@ -5,7 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   configFromObject, configKeyPaths, type ConfigOptions, ENV_OVERRIDES, ENV_TOKEN, loadConfig, NON_CONFIG_ENV_VARS,
-  parseConfig, resolveWorkerThreads, streamSchemaOf, type SluiceConfig,
+  parseConfig, resolveStorageThreads, resolveWorkerThreads, streamSchemaOf, type SluiceConfig,
 } from '../../engine/config.js';
 import { SluiceError } from '../../engine/errors.js';
 import { repoRoot } from '../helpers/paths.js';
@@ -109,7 +109,7 @@ test('defaults: an empty document gives every default and no streams', () => {
         host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16,
         sql: { maxRows: 100_000, timeout: 30_000 }, subscribe: { maxBuffered: 16 * 2 ** 20 },
       },
-      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error' },
+      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error', threads: 'auto', walCheckpoint: 256 * 2 ** 20 },
       workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20, heap: 2 ** 31 },
       streams: {},
       pipelines: {},
@@ -152,15 +152,24 @@ test('the A2 example normalises durations, sizes and windows', () => {
 test('the values given in the file win over the defaults', () => {
   const c = parseConfig(`
 server: { host: 0.0.0.0, port: 0, maxPayload: 1MiB, idleTimeout: 0, credits: 4, auth: { tokens: [a, b, a] }, sql: { maxRows: 10, timeout: 2s }, subscribe: { maxBuffered: 1MiB } }
-storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1s } }
+storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1s }, threads: 2, walCheckpoint: 64MiB }
 workers: { threads: 3 }
 ${BASE_YAML}`, { env: {} });
   assert.deepEqual(c.server, {
     host: '0.0.0.0', port: 0, maxPayload: 2 ** 20, idleTimeout: 0, credits: 4, auth: { tokens: ['a', 'b'] },
     sql: { maxRows: 10, timeout: 2_000 }, subscribe: { maxBuffered: 2 ** 20 },
   });
-  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error' });
+  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error', threads: 2, walCheckpoint: 64 * 2 ** 20 });
   assert.equal(c.workers.threads, 3);
+});
+
+test('storage.threads auto is the cores the worker pool leaves, at least one; a number is taken as it is', () => {
+  const cores = availableParallelism();
+  const withThreads = (storage: unknown, workers: unknown) => load(set(set(base(), 'storage.threads', storage), 'workers.threads', workers));
+  assert.equal(resolveStorageThreads(withThreads('auto', 'auto')), 1);
+  assert.equal(resolveStorageThreads(withThreads('auto', 1)), Math.max(1, cores - 1));
+  assert.equal(resolveStorageThreads(withThreads('auto', cores + 4)), 1);
+  assert.equal(resolveStorageThreads(withThreads(3, 'auto')), 3);
 });
 
 // --- layering ----------------------------------------------------------------------------------
@@ -371,6 +380,10 @@ const PROBLEMS: { name: string; edit: (t: Tree) => void; env?: NodeJS.ProcessEnv
     line: 'workers.threads: expected auto or an integer from 1 to 256' },
   { name: 'threads text', edit: (t) => set(t, 'workers.threads', 'all'),
     line: 'workers.threads: expected auto or an integer from 1 to 256' },
+  { name: 'storage threads', edit: (t) => set(t, 'storage.threads', 0),
+    line: 'storage.threads: expected auto or an integer from 1 to 256' },
+  { name: 'WAL checkpoint too small', edit: (t) => set(t, 'storage.walCheckpoint', '64KiB'),
+    line: 'storage.walCheckpoint: must be between 1MiB and 1TiB' },
   { name: 'archive', edit: (t) => set(t, 'streams.bids.archive', 'yes'),
     line: 'streams.bids.archive: expected true or false' },
   { name: 'ack', edit: (t) => set(t, 'streams.bids.ack', 'fsync'),

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { loadConfig, parseConfig, type SluiceConfig } from '../../engine/config.js';
+import { loadConfig, parseConfig, resolveStorageThreads, type SluiceConfig } from '../../engine/config.js';
 import { SluiceError } from '../../engine/errors.js';
 import { int64ToString, makeSchema, valueAt, type Batch, type Column, type ColumnType, type Field } from '../../engine/schema.js';
 import type { WindowResult } from '../../engine/window-state.js';
@@ -238,6 +238,22 @@ test('results and late rows read back exactly: null keys, int64 beyond 2^53, uni
   } finally {
     await s.close();
   }
+});
+
+test('DuckDB runs with storage.threads (auto: the cores the pool leaves) and storage.walCheckpoint as its checkpoint_threshold', async (t) => {
+  const base = config(EVENTS_YAML, tempDir(t));
+  const settings = async (storage: Partial<SluiceConfig['storage']>, workers: Partial<SluiceConfig['workers']> = {}): Promise<unknown[]> => {
+    const s = await Storage.open({ ...base, storage: { ...base.storage, dir: tempDir(t), ...storage }, workers: { ...base.workers, ...workers } });
+    try {
+      return (await s.query("SELECT current_setting('threads')::BIGINT, current_setting('checkpoint_threshold')")).rows[0]!;
+    } finally {
+      await s.close();
+    }
+  };
+  assert.equal(base.storage.threads, 'auto');
+  assert.deepEqual(await settings({}), [resolveStorageThreads(base), '256.0 MiB']);
+  assert.deepEqual(await settings({ threads: 3, walCheckpoint: 32 * 2 ** 20 }), [3, '32.0 MiB']);
+  assert.deepEqual(await settings({}, { threads: 1 }), [Math.max(1, availableParallelism() - 1), '256.0 MiB']);
 });
 
 test('query() gives JSON-ready values: big integers as strings, timestamps as ISO-8601, NaN as text', async (t) => {

@@ -200,7 +200,6 @@ const serverSchema = strict('server', {
   }).prefault({}),
 });
 
-
 const THREADS_MESSAGE = 'expected auto or an integer from 1 to 256';
 const threadsSchema = z.union([z.string(), z.number()], { error: orRequired(THREADS_MESSAGE) }).transform((v, ctx) => {
   if (v === 'auto') return 'auto' as const;
@@ -358,7 +357,7 @@ export function resolveWorkerThreads(threads: SluiceConfig['workers']['threads']
  * `storage.threads` stays `'auto'` in the config; DuckDB gets this many: auto is the cores the
  * worker pool leaves, at least one. DuckDB runs its commits and checkpoints on all of its threads,
  * so on a host whose cores the pool already uses, more threads only take them from the workers
- * and the main thread (docs/benchmarks.md, "DuckDB's threads").
+ * and the main thread (docs/benchmarks.md, "Optimisation log — end to end").
  */
 export function resolveStorageThreads(config: Pick<SluiceConfig, 'storage' | 'workers'>): number {
   const t = config.storage.threads;

@@ -30,7 +30,7 @@
  * Same options and seed, same events, in every format.
  */
 
-import { schemaFromRecord, setInt64At, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
+import { int64At, schemaFromRecord, setInt64At, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema } from '../engine/schema.js';
 import { concatBatches } from '../native-free-kernels/concat.js';
 import { encodeArrow } from '../native-free-kernels/encode-arrow.js';
 import { encodeMsgpackColumns } from '../native-free-kernels/encode-msgpack.js';
@@ -290,19 +290,17 @@ export function arrowInt64Sites(batch: Batch, columns: readonly number[]): numbe
   const runs: Buffer[] = [];
   columns.forEach((c, j) => {
     const values = new Float64Array(batch.length);
-    const run = Buffer.alloc(8 * batch.length);
+    const words = new Int32Array(2 * batch.length);
     for (let i = 0; i < batch.length; i++) {
       values[i] = MARKER_BASE + j * MARKER_COLUMN_STRIDE + i;
-      run.writeBigInt64LE(BigInt(values[i]!), 8 * i);
+      setInt64At(words, i, values[i]!);
     }
     const col = batch.columns[c]!;
     if (col.type === 'timestamp') probe[c] = { type: 'timestamp', values, valid: col.valid };
-    else if (col.type === 'int64') {
-      const words = new Int32Array(2 * batch.length);
-      for (let i = 0; i < batch.length; i++) setInt64At(words, i, values[i]!);
-      probe[c] = { type: 'int64', words, valid: col.valid };
-    } else throw new TypeError(`column ${c} is ${col.type}: only int64 and timestamp columns can be re-stamped`);
-    runs.push(run);
+    else if (col.type === 'int64') probe[c] = { type: 'int64', words, valid: col.valid };
+    else throw new TypeError(`column ${c} is ${col.type}: only int64 and timestamp columns can be re-stamped`);
+    // the words in memory order are the little-endian int64s Arrow writes (as writeInt64Run assumes)
+    runs.push(Buffer.from(words.buffer));
   });
   const bytes = Buffer.from(encodeArrow({ ...batch, columns: probe }));
   return runs.map((run, j) => {
@@ -317,12 +315,7 @@ export function writeInt64Run(data: Buffer, at: number, base: Float64Array, shif
   const offset = data.byteOffset + at;
   if (offset % 4 === 0) {
     const words = new Int32Array(data.buffer, offset, 2 * base.length);
-    for (let i = 0; i < base.length; i++) {
-      const v = base[i]! + shift;
-      const hi = Math.floor(v / TWO_32);
-      words[2 * i] = (v - hi * TWO_32) | 0;
-      words[2 * i + 1] = hi | 0;
-    }
+    for (let i = 0; i < base.length; i++) setInt64At(words, i, base[i]! + shift);
     return;
   }
   for (let i = 0; i < base.length; i++) {
@@ -443,6 +436,8 @@ export class BidRing {
   /** encoded bytes of the whole ring */
   readonly bytes: number;
   private readonly data: Batch;
+  /** the ts column, moved by spanMs per lap */
+  private readonly stamped: LapShift;
   private readonly batches: RingBatch[] = [];
 
   constructor(o: BidRingOptions) {
@@ -455,6 +450,7 @@ export class BidRing {
     this.spanMs = ring.spanMs;
     this.schema = o.schema ?? ring.batch.schema;
     this.data = toStreamSchema(ring.batch, this.schema);
+    this.stamped = { columns: [this.schema.index.get('ts')!], shifts: [this.spanMs] };
     const tsAll = (ring.batch.columns[ring.batch.schema.index.get('ts')!] as { values: Float64Array }).values;
     let bytes = 0;
     for (let from = 0; from < this.ringEvents; from += o.batchRows) {
@@ -501,31 +497,53 @@ export class BidRing {
     if (rows >= this.batchRows) return this.payload(k);
     const K = this.batches.length;
     const from = (k % K) * this.batchRows;
-    return encodeBids(this.lapped(from, from + rows, Math.floor(k / K)), this.format);
+    return encodeBids(lappedSlice(this.data, from, from + rows, Math.floor(k / K), this.stamped), this.format);
   }
 
   /** Events [0, count) of the stream, unencoded, in the stream's schema (tests, oracles). */
   events(count: number): Batch {
-    const parts: Batch[] = [];
-    for (let first = 0; first < count;) {
-      const lap = Math.floor(first / this.ringEvents);
-      const from = first - lap * this.ringEvents;
-      const to = Math.min(this.ringEvents, from + (count - first));
-      parts.push(this.lapped(from, to, lap));
-      first += to - from;
-    }
-    return parts.length === 0 ? sliceBatch(this.data, 0, 0) : concatBatches(parts);
+    return lapEvents(count, this.ringEvents, this.data, (from, to, lap) => lappedSlice(this.data, from, to, lap, this.stamped));
   }
+}
 
-  /** Ring rows [from, to) with ts moved to lap `lap` (a copy of ts; other columns are views). */
-  private lapped(from: number, to: number, lap: number): Batch {
-    const part = sliceBatch(this.data, from, to);
-    const t = this.schema.index.get('ts')!;
-    const ts = (part.columns[t] as { values: Float64Array }).values;
-    const shifted = new Float64Array(ts.length);
-    for (let i = 0; i < ts.length; i++) shifted[i] = ts[i]! + lap * this.spanMs;
-    const columns = part.columns.slice();
-    columns[t] = { type: 'timestamp', values: shifted, valid: null };
-    return { schema: part.schema, length: part.length, columns };
+/** Columns of a ring's data re-stamped per lap, and how far each moves per lap. */
+export interface LapShift {
+  readonly columns: readonly number[];
+  readonly shifts: readonly number[];
+}
+
+/** Rows [lo, hi) of a ring's data moved to lap `lap`: the shifted columns copied, the others views. */
+export function lappedSlice(data: Batch, lo: number, hi: number, lap: number, stamped: LapShift): Batch {
+  const part = sliceBatch(data, lo, hi);
+  const columns = part.columns.slice();
+  stamped.columns.forEach((c, j) => {
+    const col = part.columns[c]!;
+    const shift = lap * stamped.shifts[j]!;
+    if (col.type === 'timestamp') {
+      columns[c] = { type: 'timestamp', values: col.values.map((v) => v + shift), valid: col.valid };
+    } else if (col.type === 'int64') {
+      const words = new Int32Array(2 * part.length);
+      for (let i = 0; i < part.length; i++) setInt64At(words, i, int64At(col.words, i) + shift);
+      columns[c] = { type: 'int64', words, valid: col.valid };
+    }
+  });
+  return { schema: part.schema, length: part.length, columns };
+}
+
+/**
+ * Events [0, count) of an endless ring of `ringEvents` events, unencoded: `part(from, to, lap)`
+ * gives ring events [from, to) on lap `lap` (null when they hold no row), and the pieces are
+ * concatenated; an empty result has `data`'s schema.
+ */
+export function lapEvents(count: number, ringEvents: number, data: Batch, part: (from: number, to: number, lap: number) => Batch | null): Batch {
+  const parts: Batch[] = [];
+  for (let first = 0; first < count;) {
+    const lap = Math.floor(first / ringEvents);
+    const from = first - lap * ringEvents;
+    const to = Math.min(ringEvents, from + (count - first));
+    const piece = part(from, to, lap);
+    if (piece !== null) parts.push(piece);
+    first += to - from;
   }
+  return parts.length === 0 ? sliceBatch(data, 0, 0) : concatBatches(parts);
 }

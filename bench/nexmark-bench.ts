@@ -16,8 +16,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Batch } from '../engine/schema.js';
 import { loadIntoDuckDB, withTempDuckDB } from './duckdb-load.js';
-import { NEXMARK_QUERIES, NEXMARK_QUERY_NAMES, NEXMARK_STREAM_NAMES, generateNexmark, nexmarkConfig, type NexmarkQuery } from './nexmark.js';
+import { NEXMARK_QUERIES, NEXMARK_QUERY_NAMES, NEXMARK_STREAM_NAMES, generateNexmark, nexmarkConfig, type NexmarkQuery, type NexmarkStream } from './nexmark.js';
 import { runGen, startServe, stopServe } from './processes.js';
 import { markdownTable, millions } from './report.js';
 
@@ -94,8 +95,7 @@ async function runQuery(q: Query, warmup: number, seconds: number): Promise<Omit
 }
 
 /** DuckDB's events/s for query q: append the three tables, run the query into a table, checkpoint. */
-async function duckdbQuery(q: Query, events: number): Promise<number> {
-  const data = generateNexmark({ seed: 1, eventsPerSecond: 1_000_000 }, events).batches;
+async function duckdbQuery(q: Query, data: Record<NexmarkStream, Batch>, events: number): Promise<number> {
   return withTempDuckDB(async (conn) => {
     const t0 = performance.now();
     for (const s of NEXMARK_STREAM_NAMES) await loadIntoDuckDB(conn, s, data[s]);
@@ -110,11 +110,13 @@ export async function runNexmarkBench(opts: NexmarkOptions): Promise<NexmarkRow[
   const warmup = quick ? 2 : 3;
   const seconds = quick ? 5 : 10;
   const duckEvents = quick ? 1 << 21 : 1 << 23;
+  // the same events for every query's DuckDB run, generated once
+  const duckData = generateNexmark({ seed: 1, eventsPerSecond: 1_000_000 }, duckEvents).batches;
   const rows: NexmarkRow[] = [];
   for (const q of QUERIES) {
     log(`nexmark ${q}: ${q === 'q0' ? 'pass-through' : NEXMARK_QUERIES[q].about} ...`);
     const r = await runQuery(q, warmup, seconds);
-    const duckdb = Math.round(await duckdbQuery(q, duckEvents));
+    const duckdb = Math.round(await duckdbQuery(q, duckData, duckEvents));
     log(`     ${millions(r.eventsPerSecond)} events/s, cores: server ${r.serverCores ?? '-'} gen ${r.genCores ?? '-'}; per server core ${millions(r.perServerCore ?? 0)} (Flink ${millions(r.flinkPerCore)}); DuckDB ${millions(duckdb)}${r.ok ? '' : ' (gen reported a problem)'}`);
     rows.push({ ...r, duckdb });
   }

@@ -41,8 +41,7 @@
 import {
   int64At, schemaFromRecord, setInt64At, sliceBatch, type Batch, type Column, type ColumnType, type StreamSchema,
 } from '../engine/schema.js';
-import { concatBatches } from '../native-free-kernels/concat.js';
-import { arrowInt64Sites, encodeBids, toStreamSchema, writeInt64Run, DEFAULT_START, type Payload } from './bids.js';
+import { arrowInt64Sites, encodeBids, lapEvents, lappedSlice, toStreamSchema, writeInt64Run, DEFAULT_START, type LapShift, type Payload } from './bids.js';
 import { mulberry32, type Rng } from './random.js';
 
 // --- the model ---------------------------------------------------------------------------------------
@@ -296,7 +295,7 @@ export function lapShifts(events: number, spanMs: number): Record<NexmarkStream,
 
 /** The values of an int64 or timestamp column as doubles (exact below 2^53). */
 function numbersOf(col: Column, n: number): Float64Array {
-  if (col.type === 'timestamp') return col.values.slice(0, n);
+  if (col.type === 'timestamp') return col.values.subarray(0, n);
   if (col.type !== 'int64') throw new TypeError(`expected an int64 or timestamp column, got ${col.type}`);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = int64At(col.words, i);
@@ -339,7 +338,7 @@ export class NexmarkRing {
   readonly bytes: number;
   private readonly data: Record<NexmarkStream, Batch>;
   /** per stream: the column indexes re-stamped per lap and their shift per lap */
-  private readonly stamped: Record<NexmarkStream, { columns: number[]; shifts: number[] }>;
+  private readonly stamped: Record<NexmarkStream, LapShift>;
   private readonly steps: (Part | null)[][] = [];
 
   constructor(o: NexmarkRingOptions) {
@@ -353,7 +352,7 @@ export class NexmarkRing {
     const shifts = lapShifts(this.ringEvents, this.spanMs);
     const schemas = {} as Record<NexmarkStream, StreamSchema>;
     const data = {} as Record<NexmarkStream, Batch>;
-    const stamped = {} as Record<NexmarkStream, { columns: number[]; shifts: number[] }>;
+    const stamped = {} as Record<NexmarkStream, LapShift>;
     for (const s of NEXMARK_STREAM_NAMES) {
       schemas[s] = o.schemas?.[s] ?? gen.batches[s].schema;
       data[s] = toStreamSchema(gen.batches[s], schemas[s]);
@@ -398,7 +397,7 @@ export class NexmarkRing {
       return NEXMARK_STREAM_NAMES.map((s, t) => {
         const lo = eventsOfType(from, t as 0 | 1 | 2);
         const hi = eventsOfType(from + rows, t as 0 | 1 | 2);
-        return hi === lo ? null : encodeBids(this.lapped(s, lo, hi, lap), 'arrow');
+        return hi === lo ? null : encodeBids(lappedSlice(this.data[s], lo, hi, lap, this.stamped[s]), 'arrow');
       });
     }
     return this.steps[k % K]!.map((part, t) => {
@@ -416,38 +415,13 @@ export class NexmarkRing {
   events(count: number): Record<NexmarkStream, Batch> {
     const out = {} as Record<NexmarkStream, Batch>;
     NEXMARK_STREAM_NAMES.forEach((s, t) => {
-      const parts: Batch[] = [];
-      for (let first = 0; first < count;) {
-        const lap = Math.floor(first / this.ringEvents);
-        const from = first - lap * this.ringEvents;
-        const to = Math.min(this.ringEvents, from + (count - first));
+      out[s] = lapEvents(count, this.ringEvents, this.data[s], (from, to, lap) => {
         const lo = eventsOfType(from, t as 0 | 1 | 2);
         const hi = eventsOfType(to, t as 0 | 1 | 2);
-        if (hi > lo) parts.push(this.lapped(s, lo, hi, lap));
-        first += to - from;
-      }
-      out[s] = parts.length === 0 ? sliceBatch(this.data[s], 0, 0) : concatBatches(parts);
+        return hi > lo ? lappedSlice(this.data[s], lo, hi, lap, this.stamped[s]) : null;
+      });
     });
     return out;
-  }
-
-  /** Rows [lo, hi) of a stream's ring batch moved to lap `lap` (shifted columns copied). */
-  private lapped(s: NexmarkStream, lo: number, hi: number, lap: number): Batch {
-    const part = sliceBatch(this.data[s], lo, hi);
-    const columns = part.columns.slice();
-    const { columns: idx, shifts } = this.stamped[s];
-    idx.forEach((c, j) => {
-      const col = part.columns[c]!;
-      const shift = lap * shifts[j]!;
-      if (col.type === 'timestamp') {
-        columns[c] = { type: 'timestamp', values: col.values.map((v) => v + shift), valid: col.valid };
-      } else if (col.type === 'int64') {
-        const words = new Int32Array(2 * part.length);
-        for (let i = 0; i < part.length; i++) setInt64At(words, i, int64At(col.words, i) + shift);
-        columns[c] = { type: 'int64', words, valid: col.valid };
-      }
-    });
-    return { schema: part.schema, length: part.length, columns };
   }
 }
 

@@ -80,8 +80,6 @@ export interface EngineStats {
   maxEventTime: Record<string, number>;
   /** per stream: positions of the last commit */
   committed: Record<string, StreamPosition>;
-  /** ingest → processed latency of recent batches, ms */
-  batchLatencyMs: number[];
 }
 
 interface Piece {
@@ -121,7 +119,6 @@ const SLAB_MIN = 16 << 20;
 /** bytes the state worker may hold before dispatch pauses */
 const STATE_BACKLOG = 256 << 20;
 const MAX_PIECES_PER_TASK = 1024;
-const LATENCY_SAMPLES = 512;
 /** pool worker heap limit under SLUICE_TEST_FAULTS=1 (see the Piscina options) */
 const TEST_FAULT_HEAP_MB = 256;
 
@@ -180,7 +177,7 @@ export class Sluice extends EventEmitter {
     this.stats = {
       ingestEvents: {}, ingestBytes: {}, pipelineEvents: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
       workerFailures: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
-      stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions }, batchLatencyMs: [],
+      stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions },
     };
     let minIdle = Infinity;
     for (const [name, cfg] of Object.entries(config.streams)) {
@@ -449,7 +446,7 @@ export class Sluice extends EventEmitter {
         p.done?.reject(sluiceError('WAL_IO', `batch ${p.seq} of '${s.name}' could not be written durably`));
       } else {
         this.stats.ingestEvents[s.name]! += o.rows;
-        this.pushLatency(now - p.arrived);
+        this.observe.batchLatency?.(now - p.arrived);
         p.done?.resolve({ seq: p.seq, rows: o.rows });
       }
     });
@@ -491,13 +488,6 @@ export class Sluice extends EventEmitter {
   private showClock(stream: string, maxOutOfOrder: number, maxEventTime: number): void {
     this.stats.maxEventTime[stream] = maxEventTime;
     this.stats.watermark[stream] = maxEventTime - maxOutOfOrder;
-  }
-
-  private pushLatency(ms: number): void {
-    const a = this.stats.batchLatencyMs;
-    if (a.length >= LATENCY_SAMPLES) a.shift();
-    a.push(ms);
-    this.observe.batchLatency?.(ms);
   }
 
   /** A stream without data for idleTimeout: its event-time clock runs on with the wall clock. */
@@ -602,7 +592,6 @@ export class Sluice extends EventEmitter {
       piecesWaiting: waiting,
       arenaBytesInUse: this.arena.bytesInUse,
       stateBacklogBytes: this.stateBacklog,
-      batchLatencyMs: [...this.stats.batchLatencyMs],
     };
   }
 

@@ -92,15 +92,21 @@ function columnData(col: Column, n: number, dictionary: boolean, id: number): Da
   }
 }
 
-/** Utf8 data of the rows of `col` (or of the dictionary itself when col is null); each entry encoded once. */
+/**
+ * Utf8 data of the rows of `col` (or of the dictionary itself when col is null). Each entry is
+ * encoded once, when a row first uses it: a slice of a batch shares the whole dictionary of its
+ * source, most of which its rows do not use.
+ */
 function utf8Data(dict: readonly string[], col: StringColumn | null, n: number,
   nb: { nullBitmap: Uint8Array; nullCount: number }): Data<Utf8> {
-  const encoded = dict.map((s) => encoder.encode(s));
+  const encoded: (Uint8Array | undefined)[] = new Array(dict.length);
   const offsets = new Int32Array(n + 1);
   let size = 0;
   for (let i = 0; i < n; i++) {
-    if (col === null) size += encoded[i]!.length;
-    else if (col.valid === null || col.valid[i] === 1) size += encoded[col.codes[i]!]!.length;
+    if (col === null || col.valid === null || col.valid[i] === 1) {
+      const c = col === null ? i : col.codes[i]!;
+      size += (encoded[c] ??= encoder.encode(dict[c]!)).length;
+    }
     offsets[i + 1] = size;
   }
   const data = new Uint8Array(size);

@@ -25,7 +25,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
-export function statusLine(status: number): string {
+function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
 }
 
@@ -59,14 +59,14 @@ export class Reply {
 
   /**
    * `closeConnection`: answer and close, e.g. when the body was not read. Every 503 and 429
-   * says `Retry-After: 1` unless `headers` gives one.
+   * says `Retry-After: 1`.
    */
   send(status: number, contentType: string, body: string | Uint8Array, headers: Headers = {}, closeConnection = false): void {
     if (this.closed) return;
     this.finished = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
-      if ((status === 503 || status === 429) && !Object.keys(headers).some((k) => k.toLowerCase() === 'retry-after')) this.res.writeHeader('Retry-After', '1');
+      if (status === 503 || status === 429) this.res.writeHeader('Retry-After', '1');
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
       if (this.head) {
         this.res.writeHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));

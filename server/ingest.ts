@@ -179,7 +179,7 @@ export interface IngestSocket {
 }
 
 /** bytes of acks / nacks waiting unsent before the connection is closed with 1008 */
-export const ACK_BACKLOG_LIMIT = 1 << 20;
+const ACK_BACKLOG_LIMIT = 1 << 20;
 
 export function wsIngest(ctx: ServerContext, sockets: Set<WebSocket<IngestSocket>>): WebSocketBehavior<IngestSocket> {
   const { maxPayload, credits, idleTimeout } = ctx.config.server;

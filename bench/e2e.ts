@@ -41,9 +41,17 @@ import { splitBatch } from './kernels.js';
 import { runGen, startServe, stopServe } from './processes.js';
 import { markdownTable, millions, nearestRank } from './report.js';
 
+export const E2E_PARTS = ['matrix', 'latency', 'soak'] as const;
+export type E2ePart = (typeof E2E_PARTS)[number];
+
 export interface E2eOptions {
   quick: boolean;
   log: (line: string) => void;
+  /**
+   * Run only these parts (`--only latency,soak`). Without the matrix, the latency and soak runs
+   * take their rate from one unpaced run of Arrow, archive off, 2 threads, 4 connections.
+   */
+  only?: readonly E2ePart[];
 }
 
 type Format = 'arrow' | 'msgpack';
@@ -295,6 +303,7 @@ export interface E2eReport {
 
 export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: string): Promise<E2eReport> {
   const { log, quick } = opts;
+  const parts = new Set<E2ePart>(opts.only ?? E2E_PARTS);
   const warmup = quick ? 1 : 3;
   const seconds = quick ? 4 : 10;
   const duckEvents = quick ? 1 << 20 : 1 << 22;
@@ -302,12 +311,16 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   const duck = await duckdbBaseline(duckEvents);
   const rows: E2eRow[] = [];
   const cases: Case[] = [];
-  for (const format of ['arrow', 'msgpack'] as const) {
-    for (const archive of [false, true]) {
-      for (const threads of [1, 2]) {
-        for (const connections of [1, 4]) cases.push({ format, archive, threads, connections });
+  if (parts.has('matrix')) {
+    for (const format of ['arrow', 'msgpack'] as const) {
+      for (const archive of [false, true]) {
+        for (const threads of [1, 2]) {
+          for (const connections of [1, 4]) cases.push({ format, archive, threads, connections });
+        }
       }
     }
+  } else {
+    cases.push({ format: 'arrow', archive: false, threads: 2, connections: 4 });
   }
   for (const c of cases) {
     const spec: RunSpec = { ...c, kind: 'matrix', rate: 0, warmup, seconds, batchRows: BATCH_ROWS[c.format], windowMs: 10_000 };
@@ -324,14 +337,14 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   const base: Case = { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
   const latencyCase: Case = { format: 'arrow', archive: false, threads: 2, connections: 4 };
   const half = Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
-  {
+  if (parts.has('latency')) {
     const spec: RunSpec = { ...latencyCase, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
     log(`e2e: latency — ${describe(spec)} at ${millions(half)} events/s, 1 s windows ...`);
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ack p50 ${ms(out.ackP50Ms)} p99 ${ms(out.ackP99Ms)}; result visible p50 ${ms(out.resultLatencyMs?.p50 ?? null)} p99 ${ms(out.resultLatencyMs?.p99 ?? null)} over ${out.resultLatencyMs?.windows ?? 0} windows`);
     rows.push(out);
   }
-  {
+  if (parts.has('soak')) {
     const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000 };
     log(`e2e: soak — ${describe(spec)} for ${spec.seconds} s ...`);
     const out = row(spec, await runOnce(spec), duck.off);
@@ -339,7 +352,8 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     rows.push(out);
   }
   mkdirSync(outDir, { recursive: true });
-  const chart = join(outDir, `${stamp}-e2e.svg`);
+  const partial = E2E_PARTS.some((p) => !parts.has(p));
+  const chart = join(outDir, `${stamp}-e2e${partial ? `-${[...parts].join('-')}` : ''}.svg`);
   writeFileSync(chart, renderChart(chartSeries(rows), { title: `sluice bench e2e — ${stamp}` }));
   return { rows, duckdb: { ...duck, events: duckEvents }, chart };
 }

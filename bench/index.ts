@@ -1,15 +1,16 @@
 /**
- * `sluice bench [SUITE...] [--json] [--quick]`: runs the named suites (kernels and engine when
- * none is named; e2e and nexmark only when named), prints a table per suite, and with --json
- * also writes bench/results/<date>-<suite>.json (e2e and nexmark always write their JSON, e2e
- * also an SVG chart).
+ * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...]`: runs the named suites (kernels
+ * and engine when none is named; e2e and nexmark only when named), prints a table per suite, and
+ * with --json also writes bench/results/<date>-<suite>.json (e2e and nexmark always write their
+ * JSON, e2e also an SVG chart). `--only` picks e2e's parts (matrix, latency, soak); a partial
+ * run writes <date>-e2e-<parts>.json so it never replaces the day's full run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { kernelTable, runKernelBench } from './kernels.js';
 import { engineTable, runEngineBench } from './engine.js';
-import { e2eTable, runE2eBench } from './e2e.js';
+import { E2E_PARTS, e2eTable, runE2eBench, type E2ePart } from './e2e.js';
 import { FLINK_SOURCE, nexmarkTable, runNexmarkBench } from './nexmark-bench.js';
 
 /** `e2e` and `nexmark` run only when named: they take minutes and start server processes */
@@ -29,6 +30,15 @@ function machine(): Record<string, string | number> {
 export async function runBench(args: string[]): Promise<number> {
   const json = args.includes('--json');
   const quick = args.includes('--quick');
+  let only: E2ePart[] | undefined;
+  const onlyAt = args.indexOf('--only');
+  if (onlyAt !== -1) {
+    const list = (args[onlyAt + 1] ?? '').split(',').filter((p) => p !== '');
+    const bad = list.find((p) => !(E2E_PARTS as readonly string[]).includes(p));
+    if (list.length === 0 || bad !== undefined) throw new Error(`bench: --only takes e2e parts separated by commas (${E2E_PARTS.join(', ')})${bad === undefined ? '' : `, not '${bad}'`}`);
+    only = [...new Set(list)] as E2ePart[];
+    args = args.filter((_, i) => i !== onlyAt && i !== onlyAt + 1);
+  }
   const unknownFlag = args.find((a) => a.startsWith('--') && a !== '--json' && a !== '--quick');
   if (unknownFlag !== undefined) throw new Error(`bench: unknown option ${unknownFlag}`);
   const names = args.filter((a) => !a.startsWith('--'));
@@ -41,7 +51,7 @@ export async function runBench(args: string[]): Promise<number> {
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}`);
   const dir = join('bench', 'results');
   const stamp = new Date().toISOString().slice(0, 10);
-  const save = (suite: Suite, results: unknown, always = false): void => {
+  const save = (suite: string, results: unknown, always = false): void => {
     if (!json && !always) return;
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${stamp}-${suite}.json`);
@@ -63,10 +73,12 @@ export async function runBench(args: string[]): Promise<number> {
         break;
       }
       case 'e2e': {
-        const report = await runE2eBench({ quick, log }, dir, stamp);
+        const partial = only !== undefined && E2E_PARTS.some((p) => !only!.includes(p));
+        const name = partial ? `e2e-${only!.join('-')}` : 'e2e';
+        const report = await runE2eBench({ quick, log, only }, dir, stamp);
         process.stdout.write(`\n${e2eTable(report)}\n`);
         // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
-        save(suite, report, true);
+        save(name, report, true);
         log(`wrote ${report.chart}`);
         break;
       }

@@ -18,7 +18,7 @@ import { streamSchemaOf } from './config.js';
 import { compilePipeline, type PipelinePlan } from './plan.js';
 import type { Batch, StreamSchema } from './schema.js';
 import type { StreamPosition, ToState } from './protocol.js';
-import { WindowState, type WindowResult } from './window-state.js';
+import { WindowState, type PartsSnapshot, type WindowResult } from './window-state.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointState } from './checkpoint.js';
 import { deserializePartial } from '../native-free-kernels/partial.js';
 import { deserializeRows } from '../native-free-kernels/column-batch.js';
@@ -191,12 +191,35 @@ export class StateCore {
     return this.pending.heldBytes;
   }
 
-  /** Serialize positions and every open window (taken at the same instant as takePending). */
-  checkpoint(): Uint8Array {
-    const pipelines = new Map<string, ArrayBuffer[]>();
-    for (const s of this.streams.values()) for (const p of s.pipelines) pipelines.set(p.plan.name, p.state.snapshot());
+  /**
+   * Positions and every open window (taken at the same instant as takePending): the windows
+   * that changed since their last stored checkpoint as new parts (ids from `newId`), the others
+   * as references to their stored parts. Call `stored()` once the commit holding it succeeded.
+   */
+  checkpoint(newId: () => number): {
+    state: Uint8Array;
+    parts: { id: number; bytes: Uint8Array | null }[];
+    stored: () => void;
+  } {
+    const pipelines = new Map<string, number[]>();
+    const parts: { id: number; bytes: Uint8Array | null }[] = [];
+    const snapshots: PartsSnapshot[] = [];
+    for (const s of this.streams.values()) {
+      for (const p of s.pipelines) {
+        const snap = p.state.snapshot(newId);
+        snapshots.push(snap);
+        for (const part of snap.parts) parts.push({ id: part.id, bytes: part.bytes === null ? null : new Uint8Array(part.bytes) });
+        pipelines.set(p.plan.name, snap.parts.map((part) => part.id));
+      }
+    }
     this.dirty = false;
-    return encodeCheckpoint({ positions: this.positions(), pipelines });
+    return {
+      state: encodeCheckpoint({ positions: this.positions(), pipelines }),
+      parts,
+      stored: () => {
+        for (const snap of snapshots) snap.stored();
+      },
+    };
   }
 
   /** For Parquet export: every window starting before this is closed and final. */
@@ -239,8 +262,9 @@ export class StateCore {
     return out;
   }
 
-  static restoreFrom(bytes: Uint8Array | null): CheckpointState | null {
-    return bytes === null ? null : decodeCheckpoint(bytes);
+  /** Decode a stored checkpoint; `parts` holds the bytes of every part it references. */
+  static restoreFrom(bytes: Uint8Array | null, parts: ReadonlyMap<number, Uint8Array> = new Map()): CheckpointState | null {
+    return bytes === null ? null : decodeCheckpoint(bytes, parts);
   }
 }
 

@@ -37,7 +37,9 @@ function send(msg: FromState): void {
 
 async function main(): Promise<void> {
   const storage = await Storage.open(config);
-  const core = new StateCore(config, StateCore.restoreFrom(storage.checkpoint?.state ?? null), storage.fresh);
+  const stored = storage.checkpoint;
+  const parts = stored === null ? new Map<number, Uint8Array>() : await storage.readParts(stored.partIds);
+  const core = new StateCore(config, StateCore.restoreFrom(stored?.state ?? null, parts), storage.fresh);
   send({ kind: 'ready', positions: core.positions(), restored: storage.checkpoint !== null });
 
   let subscribed = false;
@@ -57,13 +59,14 @@ async function main(): Promise<void> {
         again = false;
         const pending = core.takePending();
         const positions = core.positions();
-        const state = core.checkpoint();
+        const checkpoint = core.checkpoint(() => storage.allocatePartId());
         const r = await storage.commit({
           results: pending.results,
           late: pending.late,
           archive: pending.archive,
-          checkpoint: { state, positions },
+          checkpoint: { state: checkpoint.state, positions, parts: checkpoint.parts },
         });
+        checkpoint.stored();
         const windows: Record<string, number> = {};
         for (const { pipeline, result } of pending.results) windows[pipeline] = (windows[pipeline] ?? 0) + result.rows;
         const late: Record<string, number> = {};

@@ -84,6 +84,18 @@ export interface CheckpointData {
   state: Uint8Array;
   /** JSON-able positions: per stream the last applied batch seq and max event time etc. */
   positions: Record<string, unknown>;
+  /**
+   * The state parts this checkpoint references (incremental checkpoints, sluice_state_parts):
+   * a new part carries its bytes and an id from allocatePartId(); a part stored by an earlier
+   * checkpoint only its id. Parts no kept checkpoint references are deleted.
+   */
+  parts?: readonly CheckpointPart[];
+}
+
+export interface CheckpointPart {
+  readonly id: number;
+  /** null: the part is already stored */
+  readonly bytes: Uint8Array | null;
 }
 
 export interface CommitRequest {
@@ -93,10 +105,14 @@ export interface CommitRequest {
   checkpoint: CheckpointData | null;
 }
 
-export interface StoredCheckpoint extends CheckpointData {
+export interface StoredCheckpoint {
   id: number;
   /** ms since the epoch */
   createdAt: number;
+  state: Uint8Array;
+  positions: Record<string, unknown>;
+  /** the state parts it references; readParts() reads them */
+  partIds: readonly number[];
 }
 
 export interface QueryResult {
@@ -149,8 +165,13 @@ export interface StorageOptions {
 export const DUCKDB_FILE = 'sluice.duckdb';
 /** The Parquet folder inside storage.dir. */
 export const PARQUET_DIR = 'parquet';
-/** Version of the layout of Sluice's own tables; a newer file is refused, not misread. */
-export const STORAGE_FORMAT_VERSION = 1;
+/**
+ * Version of the layout of Sluice's own tables; a newer file is refused, not misread.
+ * 2: incremental checkpoints (sluice_state_parts, sluice_checkpoint_parts, SLC2 manifests).
+ * A format-1 file is read and upgraded at open (its SLC1 checkpoint still restores).
+ */
+export const STORAGE_FORMAT_VERSION = 2;
+const UPGRADABLE_FORMATS: readonly number[] = [1];
 
 const DEFAULT_KEEP_CHECKPOINTS = 3;
 const NO_LOG: StorageLogger = { info() {}, warn() {} };
@@ -801,6 +822,11 @@ export class Storage {
   private readonly releaseLock: () => void;
   private lastCheckpoint: StoredCheckpoint | null;
   private nextCheckpointId: number;
+  /** the part ids each kept checkpoint references */
+  private readonly partRefs: Map<number, readonly number[]>;
+  /** every part id in sluice_state_parts */
+  private readonly liveParts: Set<number>;
+  private nextPartId: number;
   /** queries running on their own connections; close() waits for them */
   private readonly queries = new Set<Promise<unknown>>();
   /** every write on writeConn runs in this chain, one at a time */
@@ -815,7 +841,7 @@ export class Storage {
     targets: readonly Target[];
     ctx: OpenContext;
     keep: number;
-    checkpoint: StoredCheckpoint | null;
+    checkpoints: LoadedCheckpoints;
     fresh: ReadonlySet<string>;
     nextCommitId: number;
     releaseLock: () => void;
@@ -829,8 +855,11 @@ export class Storage {
     this.keep = init.keep;
     this.file = init.ctx.file;
     this.parquetDir = init.ctx.parquetDir;
-    this.lastCheckpoint = init.checkpoint;
-    this.nextCheckpointId = (init.checkpoint?.id ?? 0) + 1;
+    this.lastCheckpoint = init.checkpoints.latest;
+    this.nextCheckpointId = (init.checkpoints.latest?.id ?? 0) + 1;
+    this.partRefs = init.checkpoints.refs;
+    this.liveParts = init.checkpoints.liveParts;
+    this.nextPartId = init.checkpoints.nextPartId;
     this.nextCommitId = init.nextCommitId;
     this.fresh = init.fresh;
     this.releaseLock = init.releaseLock;
@@ -885,8 +914,8 @@ export class Storage {
       // Files after the transaction: a failed open must not have moved anything.
       for (const table of moveAside) moveParquetAside(ctx, table);
       for (const path of deleteFiles) rmSync(path, { force: true });
-      const checkpoint = await loadCheckpoint(writeConn);
-      return new Storage({ instance, writeConn, exportConn, targets, ctx, keep, checkpoint, fresh, nextCommitId, releaseLock });
+      const checkpoints = await loadCheckpoints(writeConn);
+      return new Storage({ instance, writeConn, exportConn, targets, ctx, keep, checkpoints, fresh, nextCommitId, releaseLock });
     } catch (err) {
       for (const c of conns) c.closeSync();
       instance.closeSync();
@@ -902,6 +931,28 @@ export class Storage {
    */
   get checkpoint(): StoredCheckpoint | null {
     return this.lastCheckpoint;
+  }
+
+  /** A new state part id, for CheckpointData.parts (never handed out twice by this Storage). */
+  allocatePartId(): number {
+    return this.nextPartId++;
+  }
+
+  /** The stored state parts with these ids (for restoring a checkpoint). */
+  async readParts(ids: readonly number[]): Promise<Map<number, Uint8Array>> {
+    this.assertOpen();
+    return this.write(async () => {
+      const out = new Map<number, Uint8Array>();
+      if (ids.length === 0) return out;
+      const rows = (await this.writeConn.runAndReadAll(`SELECT id, bytes FROM sluice_state_parts WHERE id IN (${idList(ids)})`)).getRows();
+      for (const [id, bytes] of rows) {
+        if (!(bytes instanceof DuckDBBlobValue)) throw sluiceError('STORAGE_IO', 'sluice_state_parts.bytes is not a BLOB');
+        // a copy that owns its memory, independent of DuckDB's result buffers
+        out.set(Number(id), new Uint8Array(bytes.bytes));
+      }
+      for (const id of ids) if (!out.has(id)) throw sluiceError('STORAGE_IO', `checkpoint state part ${id} is missing from sluice_state_parts`);
+      return out;
+    });
   }
 
   /** ONE explicit transaction: every row of the request, and the checkpoint row. All or nothing. */
@@ -921,6 +972,7 @@ export class Storage {
         throw badInput(`checkpoint positions are not JSON: ${messageOf(err)}`);
       }
       if (typeof positions !== 'string') throw badInput('checkpoint positions are not a JSON object');
+      this.checkParts(req.checkpoint.parts ?? []);
     }
     const conn = this.writeConn;
     const appenders = new Map<TableSpec, DuckDBAppender>();
@@ -985,13 +1037,31 @@ export class Storage {
       if (req.checkpoint !== null && positions !== null) {
         const id = this.nextCheckpointId;
         const createdAt = Date.now();
+        const parts = req.checkpoint.parts ?? [];
         await conn.run('INSERT INTO sluice_checkpoints VALUES ($1, epoch_ms($2::BIGINT), $3, $4)',
           [id, createdAt, positions, blobValue(req.checkpoint.state)]);
+        for (const part of parts) {
+          if (part.bytes !== null) await conn.run('INSERT INTO sluice_state_parts VALUES ($1, $2)', [part.id, blobValue(part.bytes)]);
+        }
+        const partIds = parts.map((p) => p.id);
+        if (partIds.length > 0) await conn.run(`INSERT INTO sluice_checkpoint_parts SELECT ${id}, unnest([${idList(partIds)}])`);
+        // the checkpoints that fall out of the kept window, and the parts only they referenced
+        const dropped = [...this.partRefs.keys()].filter((c) => c <= id - this.keep);
+        const stillUsed = new Set(partIds);
+        for (const [c, refs] of this.partRefs) if (c > id - this.keep) for (const r of refs) stillUsed.add(r);
+        const unused = new Set<number>();
+        for (const c of dropped) for (const r of this.partRefs.get(c)!) if (!stillUsed.has(r)) unused.add(r);
         await conn.run('DELETE FROM sluice_checkpoints WHERE id <= $1', [id - this.keep]);
-        if (id % CHECKPOINT_TABLE_REBUILD === 0) await rebuildCheckpointTable(conn);
+        if (dropped.length > 0) await conn.run('DELETE FROM sluice_checkpoint_parts WHERE checkpoint_id <= $1', [id - this.keep]);
+        if (unused.size > 0) await conn.run(`DELETE FROM sluice_state_parts WHERE id IN (${idList([...unused])})`);
+        if (id % CHECKPOINT_TABLE_REBUILD === 0) await rebuildCheckpointTables(conn);
         await conn.run('COMMIT');
         this.nextCheckpointId = id + 1;
-        this.lastCheckpoint = { id, createdAt, state: req.checkpoint.state, positions: req.checkpoint.positions };
+        this.lastCheckpoint = { id, createdAt, state: req.checkpoint.state, positions: req.checkpoint.positions, partIds };
+        for (const c of dropped) this.partRefs.delete(c);
+        this.partRefs.set(id, partIds);
+        for (const part of parts) if (part.bytes !== null) this.liveParts.add(part.id);
+        for (const r of unused) this.liveParts.delete(r);
       } else {
         await conn.run('COMMIT');
       }
@@ -1014,6 +1084,20 @@ export class Storage {
       throw sluiceError('STORAGE_IO', `commit failed, nothing of it was stored: ${messageOf(err)}`, err);
     }
     return { rows, ms: performance.now() - t0 };
+  }
+
+  /** A checkpoint's parts: new ones with ids never stored, stored ones that still exist; no id twice. */
+  private checkParts(parts: readonly CheckpointPart[]): void {
+    const seen = new Set<number>();
+    for (const part of parts) {
+      if (!Number.isSafeInteger(part.id) || part.id < 1) throw badInput(`checkpoint part id ${part.id} is not a positive integer`);
+      if (seen.has(part.id)) throw badInput(`checkpoint part ${part.id} is listed twice`);
+      seen.add(part.id);
+      if (part.bytes === null && !this.liveParts.has(part.id)) throw badInput(`checkpoint references state part ${part.id}, which is not stored`);
+      if (part.bytes !== null && (this.liveParts.has(part.id) || part.id >= this.nextPartId)) {
+        throw badInput(`checkpoint part ${part.id} was not allocated by allocatePartId() or is already stored`);
+      }
+    }
   }
 
   /** Record the Parquet ranges that received rows, inside the commit's transaction. */
@@ -1205,6 +1289,15 @@ export class Storage {
 // ---------------------------------------------------------------------------------------------
 
 const CHECKPOINTS_COLUMNS = '(id BIGINT PRIMARY KEY, created_at TIMESTAMP NOT NULL, positions VARCHAR NOT NULL, state BLOB NOT NULL)';
+/** Incremental checkpoints: one row per serialized open window (or sessions) state. */
+const STATE_PARTS_COLUMNS = '(id BIGINT PRIMARY KEY, bytes BLOB NOT NULL)';
+/** Which parts each kept checkpoint references. */
+const CHECKPOINT_PARTS_COLUMNS = '(checkpoint_id BIGINT NOT NULL, part_id BIGINT NOT NULL)';
+const CHECKPOINT_TABLES: readonly (readonly [string, string])[] = [
+  ['sluice_checkpoints', CHECKPOINTS_COLUMNS],
+  ['sluice_state_parts', STATE_PARTS_COLUMNS],
+  ['sluice_checkpoint_parts', CHECKPOINT_PARTS_COLUMNS],
+];
 
 /**
  * Every this many checkpoints the checkpoint table is copied into a fresh one (its few live
@@ -1217,16 +1310,26 @@ const CHECKPOINTS_COLUMNS = '(id BIGINT PRIMARY KEY, created_at TIMESTAMP NOT NU
  */
 const CHECKPOINT_TABLE_REBUILD = 16;
 
-async function rebuildCheckpointTable(conn: DuckDBConnection): Promise<void> {
-  await conn.run(`CREATE TABLE sluice_checkpoints_next ${CHECKPOINTS_COLUMNS}`);
-  await conn.run('INSERT INTO sluice_checkpoints_next SELECT * FROM sluice_checkpoints');
-  await conn.run('DROP TABLE sluice_checkpoints');
-  await conn.run('ALTER TABLE sluice_checkpoints_next RENAME TO sluice_checkpoints');
+async function rebuildCheckpointTables(conn: DuckDBConnection): Promise<void> {
+  for (const [table, columns] of CHECKPOINT_TABLES) {
+    await conn.run(`CREATE TABLE ${table}_next ${columns}`);
+    await conn.run(`INSERT INTO ${table}_next SELECT * FROM ${table}`);
+    await conn.run(`DROP TABLE ${table}`);
+    await conn.run(`ALTER TABLE ${table}_next RENAME TO ${table}`);
+  }
+}
+
+/** Integers for an IN (...) list or a list literal (ids are ours, checked safe integers). */
+function idList(ids: readonly number[]): string {
+  for (const id of ids) if (!Number.isSafeInteger(id)) throw sluiceError('INTERNAL', `not an id: ${id}`);
+  return ids.join(', ');
 }
 
 const INTERNAL_TABLES = [
   `CREATE TABLE IF NOT EXISTS sluice_meta (kind VARCHAR NOT NULL, name VARCHAR NOT NULL, definition VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (kind, name))`,
   `CREATE TABLE IF NOT EXISTS sluice_checkpoints ${CHECKPOINTS_COLUMNS}`,
+  `CREATE TABLE IF NOT EXISTS sluice_state_parts ${STATE_PARTS_COLUMNS}`,
+  `CREATE TABLE IF NOT EXISTS sluice_checkpoint_parts ${CHECKPOINT_PARTS_COLUMNS}`,
   `CREATE TABLE IF NOT EXISTS sluice_touches (table_name VARCHAR NOT NULL, range_ms BIGINT NOT NULL, range_start BIGINT NOT NULL, commit_id BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS sluice_exports (table_name VARCHAR NOT NULL, range_ms BIGINT NOT NULL, range_start BIGINT NOT NULL, ` +
     `exported_commit BIGINT NOT NULL, file VARCHAR NOT NULL, rows BIGINT NOT NULL, exported_at TIMESTAMP NOT NULL)`,
@@ -1263,7 +1366,10 @@ async function reconcileInTransaction(conn: DuckDBConnection, targets: readonly 
     const parsed = JSON.parse(String(definition)) as unknown;
     if (kind === 'storage') {
       const version = typeof parsed === 'object' && parsed !== null && 'version' in parsed ? Number(parsed.version) : NaN;
-      if (name === 'format' && version !== STORAGE_FORMAT_VERSION) {
+      if (name === 'format' && UPGRADABLE_FORMATS.includes(version)) {
+        await conn.run(`UPDATE sluice_meta SET definition = $1 WHERE kind = 'storage' AND name = 'format'`, [JSON.stringify({ version: STORAGE_FORMAT_VERSION })]);
+        ctx.log.info(`storage: ${ctx.file} upgraded from storage format ${version} to ${STORAGE_FORMAT_VERSION}`);
+      } else if (name === 'format' && version !== STORAGE_FORMAT_VERSION) {
         throw sluiceError('STORAGE_IO', `${ctx.file} has storage format ${version}; this Sluice reads format ${STORAGE_FORMAT_VERSION}. Use the Sluice version that wrote it, or a fresh storage.dir`);
       }
       continue;
@@ -1418,17 +1524,42 @@ function moveParquetAside(ctx: OpenContext, table: string): void {
   ctx.log.warn(`storage: table ${table} was created afresh; its earlier Parquet files are now in ${target}`);
 }
 
-async function loadCheckpoint(conn: DuckDBConnection): Promise<StoredCheckpoint | null> {
+interface LoadedCheckpoints {
+  latest: StoredCheckpoint | null;
+  refs: Map<number, readonly number[]>;
+  liveParts: Set<number>;
+  nextPartId: number;
+}
+
+/**
+ * The latest checkpoint, the parts every kept checkpoint references, and the stored part ids.
+ * Parts no checkpoint references (none should exist: every change is transactional) go.
+ */
+async function loadCheckpoints(conn: DuckDBConnection): Promise<LoadedCheckpoints> {
+  const refs = new Map<number, number[]>();
+  for (const [c] of (await conn.runAndReadAll('SELECT id FROM sluice_checkpoints')).getRows()) refs.set(Number(c), []);
+  for (const [c, p] of (await conn.runAndReadAll('SELECT checkpoint_id, part_id FROM sluice_checkpoint_parts')).getRows()) {
+    refs.get(Number(c))?.push(Number(p));
+  }
+  await conn.run('DELETE FROM sluice_state_parts WHERE id NOT IN (SELECT part_id FROM sluice_checkpoint_parts WHERE checkpoint_id IN (SELECT id FROM sluice_checkpoints))');
+  const liveParts = new Set<number>();
+  let nextPartId = 1;
+  for (const [id] of (await conn.runAndReadAll('SELECT id FROM sluice_state_parts')).getRows()) {
+    liveParts.add(Number(id));
+    nextPartId = Math.max(nextPartId, Number(id) + 1);
+  }
   const rows = (await conn.runAndReadAll('SELECT id, epoch_ms(created_at), positions, state FROM sluice_checkpoints ORDER BY id DESC LIMIT 1')).getRows();
   const row = rows[0];
-  if (row === undefined) return null;
+  if (row === undefined) return { latest: null, refs, liveParts, nextPartId };
   const [id, createdAt, positions, state] = row;
   if (!(state instanceof DuckDBBlobValue)) throw sluiceError('STORAGE_IO', 'sluice_checkpoints.state is not a BLOB');
-  return {
+  const latest: StoredCheckpoint = {
     id: Number(id),
     createdAt: Number(createdAt),
     positions: JSON.parse(String(positions)) as Record<string, unknown>,
     // a copy that owns its memory, independent of DuckDB's result buffers
     state: new Uint8Array(state.bytes),
+    partIds: refs.get(Number(id)) ?? [],
   };
+  return { latest, refs, liveParts, nextPartId };
 }

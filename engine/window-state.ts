@@ -29,7 +29,43 @@ export interface WindowResult {
   readonly values: readonly { readonly values: Float64Array; readonly valid: Uint8Array }[];
 }
 
-interface Bucket {
+/**
+ * One section of a checkpoint: the serialized state of one open window, or of every open
+ * session. A section that did not change since it was last stored is not serialized again; the
+ * checkpoint references the stored part instead (incremental checkpoints).
+ */
+export interface StatePart {
+  /** a new part's id when `bytes` is set, else the id of the stored part that holds this state */
+  readonly id: number;
+  /** the serialized partial, or null when the part is already stored */
+  readonly bytes: ArrayBuffer | null;
+}
+
+/** A part read back from a checkpoint: `id` is null for formats that had no parts (SLC1). */
+export interface RestoredPart {
+  readonly id: number | null;
+  readonly bytes: ArrayBuffer;
+}
+
+export interface PartsSnapshot {
+  readonly parts: StatePart[];
+  /**
+   * Call once the new parts are durably stored (the commit holding them succeeded): from then on
+   * a section that stays unchanged references its part instead of being written again.
+   */
+  stored(): void;
+}
+
+/** What a checkpoint section remembers about its stored copy. */
+interface Stored {
+  /** bumped by every change of the section's state */
+  version: number;
+  /** the part holding the state as of `storedVersion`; 0 when none does */
+  storedId: number;
+  storedVersion: number;
+}
+
+interface Bucket extends Stored {
   readonly start: number;
   readonly end: number;
   readonly table: GroupTable;
@@ -108,9 +144,13 @@ export class WindowState {
           end,
           table: new GroupTable(this.keySpecs, 256),
           state: new AggState(this.plan.layout, 256),
+          version: 0,
+          storedId: 0,
+          storedVersion: 0,
         };
         this.buckets.set(start, bucket);
       }
+      bucket.version++;
       const sel = order.subarray(offsets[b]!, offsets[b + 1]!);
       mergeInto(bucket.table, bucket.state, this.plan, p, sel, this.gidsFor(sel.length));
     }
@@ -154,35 +194,74 @@ export class WindowState {
   }
 
   /**
-   * The open state as serialized partials (one per window, or one for every open session):
-   * a checkpoint. Merging them into a fresh WindowState of the same plan restores it exactly.
+   * The open state as checkpoint parts, one per window (or one for every open session): merging
+   * the parts' partials into a fresh WindowState of the same plan restores it exactly. A window
+   * unchanged since its part was stored is referenced by id, not serialized again; `newId`
+   * numbers the parts that are serialized.
    */
-  snapshot(): ArrayBuffer[] {
+  snapshot(newId: () => number): PartsSnapshot {
+    const parts: StatePart[] = [];
+    const written: { section: Stored; id: number; version: number }[] = [];
+    const add = (section: Stored, serialize: () => ArrayBuffer): void => {
+      if (section.storedId !== 0 && section.storedVersion === section.version) {
+        parts.push({ id: section.storedId, bytes: null });
+        return;
+      }
+      const id = newId();
+      parts.push({ id, bytes: serialize() });
+      written.push({ section, id, version: section.version });
+    };
     if (this.sessions !== null) {
-      const p = this.sessions.asPartial();
-      return p === null ? [] : [serializePartial(p)];
+      const sessions = this.sessions;
+      if (sessions.open > 0) add(sessions, () => serializePartial(sessions.asPartial()!));
+    } else {
+      for (const b of this.buckets.values()) add(b, () => this.bucketPartial(b));
     }
-    const out: ArrayBuffer[] = [];
-    for (const b of this.buckets.values()) {
-      const n = b.table.size;
-      out.push(serializePartial({
-        groups: n,
-        windowStart: new Float64Array(n).fill(b.start),
-        windowEnd: new Float64Array(n).fill(b.end),
-        keys: this.plan.keys.map((k, j) => b.table.keyColumn(j, k.type)),
-        state: b.state,
-        rowsIn: 0,
-        rowsSelected: 0,
-        minEventTime: Infinity,
-        maxEventTime: -Infinity,
-      }));
-    }
-    return out;
+    return {
+      parts,
+      stored: () => {
+        for (const w of written) {
+          w.section.storedId = w.id;
+          w.section.storedVersion = w.version;
+        }
+      },
+    };
   }
 
-  /** Merge a snapshot (restore after a restart). */
-  restore(snapshot: readonly ArrayBuffer[]): void {
-    for (const buf of snapshot) this.merge(deserializePartial(buf));
+  /**
+   * Merge a checkpoint's parts (restore after a restart). A window restored from exactly one
+   * part with an id references that part until it changes.
+   */
+  restore(parts: readonly RestoredPart[]): void {
+    const seen = new Map<Stored, number | null>();
+    for (const part of parts) {
+      const p = deserializePartial(part.bytes);
+      this.merge(p);
+      if (p.groups === 0) continue;
+      const section: Stored | undefined = this.sessions ?? this.buckets.get(p.windowStart[0]!);
+      if (section === undefined) continue;
+      // a section that received two parts is not equal to either of them
+      seen.set(section, seen.has(section) ? null : part.id);
+    }
+    for (const [section, id] of seen) {
+      section.storedId = id ?? 0;
+      section.storedVersion = section.version;
+    }
+  }
+
+  private bucketPartial(b: Bucket): ArrayBuffer {
+    const n = b.table.size;
+    return serializePartial({
+      groups: n,
+      windowStart: new Float64Array(n).fill(b.start),
+      windowEnd: new Float64Array(n).fill(b.end),
+      keys: this.plan.keys.map((k, j) => b.table.keyColumn(j, k.type)),
+      state: b.state,
+      rowsIn: 0,
+      rowsSelected: 0,
+      minEventTime: Infinity,
+      maxEventTime: -Infinity,
+    });
   }
 
   private finalise(closing: Bucket[]): WindowResult {
@@ -238,7 +317,7 @@ function finaliseInto(
 // ---------------------------------------------------------------------------------------------
 // Sessions
 
-class SessionStore {
+class SessionStore implements Stored {
   private readonly plan: PipelinePlan;
   private readonly keySpecs: KeySpec[];
   /** keys → key id (rebuilt when most of its keys have no open session left) */
@@ -257,6 +336,9 @@ class SessionStore {
   private readonly free: number[] = [];
   private slots = 0;
   open = 0;
+  version = 0;
+  storedId = 0;
+  storedVersion = 0;
 
   constructor(plan: PipelinePlan, keySpecs: KeySpec[]) {
     this.plan = plan;
@@ -266,6 +348,7 @@ class SessionStore {
   }
 
   merge(p: Partial): void {
+    this.version++;
     const G = p.groups;
     const keyIds = new Int32Array(G);
     const inputs: KeyInput[] = p.keys.map((c) => keyInputOf(this.table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
@@ -378,6 +461,7 @@ class SessionStore {
     if (Number.isFinite(limit)) this.closedUpTo = Math.max(this.closedUpTo, limit);
     else for (const slot of closing) this.closedUpTo = Math.max(this.closedUpTo, this.end[slot]!);
     if (closing.length === 0) return null;
+    this.version++;
     closing.sort((a, b) => this.start[a]! - this.start[b]! || this.keyOf[a]! - this.keyOf[b]!);
     const n = closing.length;
     const idx = Int32Array.from(closing);

@@ -6,7 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { DuckDBBlobValue, DuckDBInstance } from '@duckdb/node-api';
 import { Sluice } from '../../engine/runtime.js';
+import { encodeSlc1 } from '../helpers/slc1.js';
 import {
   AGGS, bidsConfig, encodeBatches, eventTimes, feed, freshDir, makeEvents, removeFreshDirs, selectOf, tableRows, type PipelineDef,
 } from '../helpers/oracle.js';
@@ -82,6 +85,100 @@ describe('restart after a graceful stop', () => {
       }
     });
   }
+
+  test('checkpointed after every batch with windows open for long (incremental checkpoints), stopped mid-stream: the tables equal one uninterrupted run', async () => {
+    // 2 s windows kept open 20 s past their end: most open windows are unchanged from one
+    // checkpoint to the next and stay in the parts an earlier checkpoint stored
+    const pipelines: Record<string, PipelineDef> = {
+      tumble: { window: { tumbling: '2s' }, groupBy: ['auction'], select: selectOf(AGGS), lateness: '20s' },
+      hop: { window: { hopping: { size: '4s', slide: '1s' } }, groupBy: ['channel'], select: selectOf(AGGS), lateness: '20s' },
+    };
+    const tables = ['tumble', 'hop', 'tumble__late', 'hop__late'];
+    const run = async (dir: string, cuts: readonly number[]): Promise<Map<string, unknown[][]>> => {
+      const out = new Map<string, unknown[][]>();
+      for (let part = 0; part < cuts.length - 1; part++) {
+        const engine = await Sluice.open(bidsConfig({ dir, threads: 2, pipelines }));
+        try {
+          assert.equal(engine.snapshot().committed['bids']?.seq ?? 0, cuts[part]!, `part ${part}: restored position`);
+          for (let b = cuts[part]!; b < cuts[part + 1]!; b++) {
+            await feed(engine, 'bids', batches.slice(b, b + 1));
+            await engine.checkpoint();
+          }
+          if (part === cuts.length - 2) {
+            await engine.flush();
+            for (const name of tables) out.set(name, await tableRows(engine, name));
+            const parts = (await engine.query('SELECT count(*) FROM sluice_state_parts')).rows[0]![0];
+            assert.ok(Number(parts) > 0, 'the checkpoints stored parts');
+          }
+        } finally {
+          await engine.close();
+        }
+      }
+      return out;
+    };
+    const once = await run(freshDir(), [0, 40]);
+    const stopped = await run(freshDir(), [0, 23, 31, 40]);
+    for (const name of tables) {
+      assert.ok(once.get(name)!.length > 0 || name.endsWith('__late'), `${name} is empty`);
+      assert.deepStrictEqual(stopped.get(name), once.get(name), `${name} differs from the uninterrupted run`);
+    }
+  });
+
+  test('a data directory of storage format 1 (whole-state SLC1 checkpoint) restores, is upgraded, and ends like one uninterrupted run', async () => {
+    const dir = freshDir();
+    const config = bidsConfig({ dir, threads: 2, pipelines: PIPELINES });
+    let engine = await Sluice.open(config);
+    try {
+      await feed(engine, 'bids', batches.slice(0, 27));
+    } finally {
+      await engine.close();
+    }
+    // rewrite the file as format 1 wrote it: the state inline in the checkpoint row, no parts tables
+    const file = join(dir, 'sluice.duckdb');
+    const db = await DuckDBInstance.create(file);
+    const conn = await db.connect();
+    try {
+      const [id, state] = (await conn.runAndReadAll('SELECT id, state FROM sluice_checkpoints ORDER BY id DESC LIMIT 1')).getRows()[0]!;
+      const manifest = (state as DuckDBBlobValue).bytes;
+      const header = JSON.parse(new TextDecoder().decode(manifest.subarray(8))) as {
+        positions: Record<string, { seq: number; maxEventTime: number | null }>;
+        pipelines: Record<string, number[]>;
+      };
+      const bytes = new Map<number, Uint8Array>();
+      for (const [part, b] of (await conn.runAndReadAll('SELECT id, bytes FROM sluice_state_parts')).getRows()) bytes.set(Number(part), (b as DuckDBBlobValue).bytes);
+      const sections = new Map(Object.entries(header.pipelines).map(([name, ids]) => [name, ids.map((i) => bytes.get(i)!)] as const));
+      assert.ok([...sections.values()].flat().length > 3, 'the stop left windows open');
+      await conn.run('UPDATE sluice_checkpoints SET state = $1 WHERE id = $2', [new DuckDBBlobValue(encodeSlc1(header.positions, sections)), Number(id)]);
+      await conn.run('DELETE FROM sluice_checkpoints WHERE id <> $1', [Number(id)]);
+      await conn.run('DROP TABLE sluice_state_parts');
+      await conn.run('DROP TABLE sluice_checkpoint_parts');
+      await conn.run(`UPDATE sluice_meta SET definition = '{"version":1}' WHERE kind = 'storage'`);
+    } finally {
+      conn.closeSync();
+      db.closeSync();
+    }
+    engine = await Sluice.open(config);
+    try {
+      assert.equal(engine.snapshot().committed['bids']?.seq, 27);
+      await feed(engine, 'bids', batches.slice(27, 35));
+      await engine.checkpoint();
+      assert.ok(Number((await engine.query('SELECT count(*) FROM sluice_state_parts')).rows[0]![0]) > 0, 'checkpoints after the upgrade store parts');
+      await feed(engine, 'bids', batches.slice(35));
+      await engine.flush();
+      const tables = await allTables(engine);
+      for (const name of TABLES) assert.deepStrictEqual(tables.get(name), reference.get(name), `${name} differs from the uninterrupted run`);
+      assert.deepEqual((await engine.query("SELECT definition FROM sluice_meta WHERE kind = 'storage'")).rows, [['{"version":2}']]);
+    } finally {
+      await engine.close();
+    }
+    // a newer format is refused, not misread
+    const db2 = await DuckDBInstance.create(file);
+    const conn2 = await db2.connect();
+    await conn2.run(`UPDATE sluice_meta SET definition = '{"version":3}' WHERE kind = 'storage'`);
+    conn2.closeSync();
+    db2.closeSync();
+    await assert.rejects(Sluice.open(config), /has storage format 3; this Sluice reads format 2/);
+  });
 
   test('checkpoint() then close without more data: reopening restores the positions', async () => {
     const dir = freshDir();

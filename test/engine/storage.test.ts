@@ -168,7 +168,7 @@ test('configs/sluice.yaml: result and late tables have the columns of DESIGN.md 
     // archive: false → no table named after the stream
     await expectRejects(s.query('DESCRIBE bids'), 'SLUICE_STORAGE_QUERY', /bids/);
     const tables = (await s.query("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'sluice%' ORDER BY 1")).rows.map((r) => r[0]);
-    assert.deepEqual(tables, ['sluice_checkpoints', 'sluice_exports', 'sluice_meta', 'sluice_touches']);
+    assert.deepEqual(tables, ['sluice_checkpoint_parts', 'sluice_checkpoints', 'sluice_exports', 'sluice_meta', 'sluice_state_parts', 'sluice_touches']);
     assert.equal(s.checkpoint, null);
     assert.deepEqual([...s.fresh], ['bid_stats']);
   } finally {
@@ -364,6 +364,109 @@ test('checkpoints: stored with the rows, the latest few kept, restored at reopen
     assert.equal(await count(s, 'agg'), 60);
     await s.commit({ ...EMPTY, checkpoint: { state: new Uint8Array([9]), positions: {} } });
     assert.equal(s.checkpoint?.id, 6);
+  } finally {
+    await s.close();
+  }
+});
+
+test('checkpoint parts: new parts stored, unchanged ones referenced, the parts only dropped checkpoints used deleted; the latest reads back at reopen', async (t) => {
+  const dir = tempDir(t);
+  const cfg = config(EVENTS_YAML, dir);
+  const rng = mulberry32(5);
+  const bytesOf = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => Math.floor(rng() * 256));
+  const stored = new Map<number, Uint8Array>();
+  const history: number[][] = [];
+  let open: number[] = []; // the part ids of the "open windows"
+  let s = await Storage.open(cfg);
+  try {
+    for (let i = 1; i <= 20; i++) {
+      // one window closes, one opens, one changes; the others are referenced as they are
+      if (open.length > 4) open = open.slice(1);
+      const fresh: number[] = [s.allocatePartId()];
+      if (open.length > 1) {
+        const changed = Math.floor(rng() * open.length);
+        fresh.push(s.allocatePartId());
+        open[changed] = fresh[1]!;
+      }
+      open.push(fresh[0]!);
+      const parts = open.map((id) => {
+        if (!fresh.includes(id)) return { id, bytes: null };
+        const bytes = bytesOf(100 + Math.floor(rng() * 5000));
+        stored.set(id, bytes);
+        return { id, bytes };
+      });
+      await s.commit({ ...EMPTY, checkpoint: { state: new Uint8Array([i]), positions: { ev: { seq: i } }, parts } });
+      history.push([...open]);
+      assert.deepEqual(s.checkpoint?.partIds, open);
+      // exactly the parts the 3 kept checkpoints reference are stored
+      const want = [...new Set(history.slice(-3).flat())].sort((a, b) => a - b);
+      assert.deepEqual((await s.query('SELECT id FROM sluice_state_parts ORDER BY id')).rows.map((r) => Number(r[0])), want, `after checkpoint ${i}`);
+    }
+    // refused before anything is written: an unknown reference, an id not allocated, an id twice
+    const cases: [CommitRequest['checkpoint'], RegExp][] = [
+      [{ state: new Uint8Array([0]), positions: {}, parts: [{ id: 999, bytes: null }] }, /references state part 999, which is not stored/],
+      [{ state: new Uint8Array([0]), positions: {}, parts: [{ id: 10_000, bytes: new Uint8Array(3) }] }, /part 10000 was not allocated/],
+      [{ state: new Uint8Array([0]), positions: {}, parts: [{ id: open[0]!, bytes: new Uint8Array(3) }] }, /already stored/],
+      [{ state: new Uint8Array([0]), positions: {}, parts: [{ id: open[0]!, bytes: null }, { id: open[0]!, bytes: null }] }, /listed twice/],
+    ];
+    for (const [checkpoint, pattern] of cases) await expectRejects(s.commit({ ...EMPTY, checkpoint }), 'SLUICE_INTERNAL', pattern);
+    assert.equal(s.checkpoint?.id, 20);
+  } finally {
+    await s.close();
+  }
+  s = await Storage.open(cfg);
+  try {
+    const cp = s.checkpoint!;
+    assert.equal(cp.id, 20);
+    assert.deepEqual([...cp.partIds].sort((a, b) => a - b), [...open].sort((a, b) => a - b));
+    const parts = await s.readParts(cp.partIds);
+    for (const id of open) assert.ok(Buffer.from(parts.get(id)!).equals(Buffer.from(stored.get(id)!)), `part ${id}`);
+    await expectRejects(s.readParts([999]), 'SLUICE_STORAGE_IO', /part 999 is missing/);
+    // ids go on after the largest stored one
+    assert.ok(s.allocatePartId() > Math.max(...history.flat()));
+    // a checkpoint without parts: the parts of the 3 kept ones stay until they fall out
+    await s.commit({ ...EMPTY, checkpoint: { state: new Uint8Array([1]), positions: {} } });
+    assert.deepEqual(s.checkpoint?.partIds, []);
+    for (let i = 0; i < 3; i++) await s.commit({ ...EMPTY, checkpoint: { state: new Uint8Array([1]), positions: {} } });
+    assert.equal(await count(s, 'sluice_state_parts'), 0);
+    assert.equal(await count(s, 'sluice_checkpoint_parts'), 0);
+  } finally {
+    await s.close();
+  }
+});
+
+test('checkpoint parts: 64 commits each writing two 512 KiB parts keep the file bounded (the parts table is rebuilt too)', async (t) => {
+  const dir = tempDir(t);
+  const cfg = config(EVENTS_YAML, dir);
+  const rng = mulberry32(9);
+  const big = Uint8Array.from({ length: 1 << 19 }, () => Math.floor(rng() * 256)); // incompressible
+  let s = await Storage.open(cfg);
+  const steady: number[] = [];
+  let last: number[] = [];
+  try {
+    for (let i = 0; i < 4; i++) steady.push(s.allocatePartId());
+    await s.commit({ ...EMPTY, checkpoint: { state: new Uint8Array([0]), positions: {}, parts: steady.map((id) => ({ id, bytes: big })) } });
+    for (let i = 1; i <= 64; i++) {
+      const a = s.allocatePartId();
+      const b = s.allocatePartId();
+      last = [a, b];
+      big[0] = i;
+      await s.commit({
+        ...EMPTY,
+        checkpoint: { state: new Uint8Array([i]), positions: {}, parts: [...steady.map((id) => ({ id, bytes: null })), { id: a, bytes: big }, { id: b, bytes: big }] },
+      });
+    }
+  } finally {
+    await s.close();
+  }
+  // 66 MB of parts went in, 5 MB are live
+  const size = statSync(join(dir, 'sluice.duckdb')).size;
+  assert.ok(size < 40 * 2 ** 20, `database file ${(size / 2 ** 20).toFixed(1)} MiB after 64 checkpoints writing 1 MiB of parts each`);
+  s = await Storage.open(cfg);
+  try {
+    const parts = await s.readParts(s.checkpoint!.partIds);
+    assert.deepEqual([...parts.keys()].sort((x, y) => x - y), [...steady, ...last]);
+    assert.equal(parts.get(last[1]!)![0], 64);
   } finally {
     await s.close();
   }

@@ -52,6 +52,8 @@ export interface E2eOptions {
    * take their rate from one unpaced run of Arrow, archive off, 2 threads, 4 connections.
    */
   only?: readonly E2ePart[];
+  /** the latency run's rate (`--rate`), instead of half the fastest Arrow rate */
+  latencyRate?: number;
 }
 
 type Format = 'arrow' | 'msgpack';
@@ -93,7 +95,13 @@ export interface E2eRow extends Case {
   readonly ok: boolean;
 }
 
-const POLL_MS = 10;
+/**
+ * The result poller's period. Every poll is a /v1/sql query (~1 ms of the server's CPU, more
+ * under load): at 10 ms the poller alone took a tenth to a fifth of a core of the 2, and the
+ * latency run measured its own load. A row's visibility is taken when the poll that first sees
+ * it answers, so the figure errs late by up to one period.
+ */
+const POLL_MS = 25;
 const SAMPLE_MS = 500;
 function config(dir: string, c: Case, windowMs: number): Record<string, unknown> {
   return bidStatsConfig({
@@ -319,7 +327,7 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
         }
       }
     }
-  } else {
+  } else if (parts.has('soak') || opts.latencyRate === undefined) {
     cases.push({ format: 'arrow', archive: false, threads: 2, connections: 4 });
   }
   for (const c of cases) {
@@ -330,13 +338,14 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     log(`     ${millions(out.eventsPerSecond)} events/s (server ${millions(out.serverEventsPerSecond)}), ack p99 ${ms(out.ackP99Ms)}, RSS ${out.rssEndMiB} MiB, cores: server ${out.serverCores ?? '-'} gen ${out.genCores ?? '-'}${out.ok ? '' : ' (gen reported a problem)'}`);
     rows.push(out);
   }
-  const best = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0]!;
+  const best = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0]
+    ?? { threads: 2, connections: 4, eventsPerSecond: 2 * opts.latencyRate! };
   // the soak runs the fastest case; the latency run the one with the most parallelism (2 threads,
   // 4 connections), at half the fastest rate: with one connection and one worker a batch waits
   // behind the one before it (measured: ack p99 49.7 ms against 16.9 ms at 5 M events/s)
   const base: Case = { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
   const latencyCase: Case = { format: 'arrow', archive: false, threads: 2, connections: 4 };
-  const half = Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
+  const half = opts.latencyRate ?? Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
   if (parts.has('latency')) {
     const spec: RunSpec = { ...latencyCase, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
     log(`e2e: latency — ${describe(spec)} at ${millions(half)} events/s, 1 s windows ...`);

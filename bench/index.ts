@@ -1,9 +1,10 @@
 /**
- * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...]`: runs the named suites (kernels
+ * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N]`: runs the named suites (kernels
  * and engine when none is named; e2e and nexmark only when named), prints a table per suite, and
  * with --json also writes bench/results/<date>-<suite>.json (e2e and nexmark always write their
  * JSON, e2e also an SVG chart). `--only` picks e2e's parts (matrix, latency, soak); a partial
- * run writes <date>-e2e-<parts>.json so it never replaces the day's full run.
+ * run writes <date>-e2e-<parts>.json so it never replaces the day's full run. `--rate` sets the
+ * latency run's events/s (default: half the fastest Arrow run).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -38,6 +39,13 @@ export async function runBench(args: string[]): Promise<number> {
     if (list.length === 0 || bad !== undefined) throw new Error(`bench: --only takes e2e parts separated by commas (${E2E_PARTS.join(', ')})${bad === undefined ? '' : `, not '${bad}'`}`);
     only = [...new Set(list)] as E2ePart[];
     args = args.filter((_, i) => i !== onlyAt && i !== onlyAt + 1);
+  }
+  let latencyRate: number | undefined;
+  const rateAt = args.indexOf('--rate');
+  if (rateAt !== -1) {
+    latencyRate = Number(args[rateAt + 1]);
+    if (!Number.isInteger(latencyRate) || latencyRate < 1000) throw new Error('bench: --rate takes the latency run\'s events/s, an integer ≥ 1000');
+    args = args.filter((_, i) => i !== rateAt && i !== rateAt + 1);
   }
   const unknownFlag = args.find((a) => a.startsWith('--') && a !== '--json' && a !== '--quick');
   if (unknownFlag !== undefined) throw new Error(`bench: unknown option ${unknownFlag}`);
@@ -75,7 +83,7 @@ export async function runBench(args: string[]): Promise<number> {
       case 'e2e': {
         const partial = only !== undefined && E2E_PARTS.some((p) => !only!.includes(p));
         const name = partial ? `e2e-${only!.join('-')}` : 'e2e';
-        const report = await runE2eBench({ quick, log, only }, dir, stamp);
+        const report = await runE2eBench({ quick, log, only, latencyRate }, dir, stamp);
         process.stdout.write(`\n${e2eTable(report)}\n`);
         // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
         save(name, report, true);

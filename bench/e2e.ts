@@ -48,8 +48,9 @@ export interface E2eOptions {
   quick: boolean;
   log: (line: string) => void;
   /**
-   * Run only these parts (`--only latency,soak`). Without the matrix, the latency and soak runs
-   * take their rate from one unpaced run of Arrow, archive off, 2 threads, 4 connections.
+   * Run only these parts (`--only latency,soak`). Without the matrix, the latency run takes its
+   * rate (unless latencyRate is given) from one unpaced run of Arrow, archive off, 2 threads,
+   * 4 connections, and the soak runs that case.
    */
   only?: readonly E2ePart[];
   /** the latency run's rate (`--rate`), instead of half the fastest Arrow rate */
@@ -304,10 +305,15 @@ function row(spec: RunSpec, r: RunResult, duckdb: number): E2eRow {
 }
 
 export interface E2eReport {
+  /** `e2e`, or `e2e-<parts>` for a partial run (the JSON and chart file names) */
+  name: string;
   rows: E2eRow[];
   duckdb: { off: number; on: number; events: number };
   chart: string;
 }
+
+/** The case of the latency run, and of the soak when the matrix does not run. */
+const LATENCY_CASE: Case = { format: 'arrow', archive: false, threads: 2, connections: 4 };
 
 export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: string): Promise<E2eReport> {
   const { log, quick } = opts;
@@ -327,8 +333,8 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
         }
       }
     }
-  } else if (parts.has('soak') || opts.latencyRate === undefined) {
-    cases.push({ format: 'arrow', archive: false, threads: 2, connections: 4 });
+  } else if (parts.has('latency') && opts.latencyRate === undefined) {
+    cases.push(LATENCY_CASE);
   }
   for (const c of cases) {
     const spec: RunSpec = { ...c, kind: 'matrix', rate: 0, warmup, seconds, batchRows: BATCH_ROWS[c.format], windowMs: 10_000 };
@@ -338,22 +344,20 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     log(`     ${millions(out.eventsPerSecond)} events/s (server ${millions(out.serverEventsPerSecond)}), ack p99 ${ms(out.ackP99Ms)}, RSS ${out.rssEndMiB} MiB, cores: server ${out.serverCores ?? '-'} gen ${out.genCores ?? '-'}${out.ok ? '' : ' (gen reported a problem)'}`);
     rows.push(out);
   }
-  const best = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0]
-    ?? { threads: 2, connections: 4, eventsPerSecond: 2 * opts.latencyRate! };
+  const best: E2eRow | undefined = rows.filter((r) => r.format === 'arrow' && !r.archive).sort((a, b) => b.eventsPerSecond - a.eventsPerSecond)[0];
   // the soak runs the fastest case; the latency run the one with the most parallelism (2 threads,
   // 4 connections), at half the fastest rate: with one connection and one worker a batch waits
   // behind the one before it (measured: ack p99 49.7 ms against 16.9 ms at 5 M events/s)
-  const base: Case = { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
-  const latencyCase: Case = { format: 'arrow', archive: false, threads: 2, connections: 4 };
-  const half = opts.latencyRate ?? Math.max(10_000, Math.round(best.eventsPerSecond / 2 / 1000) * 1000);
   if (parts.has('latency')) {
-    const spec: RunSpec = { ...latencyCase, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
+    const half = opts.latencyRate ?? Math.max(10_000, Math.round(best!.eventsPerSecond / 2 / 1000) * 1000);
+    const spec: RunSpec = { ...LATENCY_CASE, kind: 'latency', rate: half, warmup, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
     log(`e2e: latency — ${describe(spec)} at ${millions(half)} events/s, 1 s windows ...`);
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ack p50 ${ms(out.ackP50Ms)} p99 ${ms(out.ackP99Ms)}; result visible p50 ${ms(out.resultLatencyMs?.p50 ?? null)} p99 ${ms(out.resultLatencyMs?.p99 ?? null)} over ${out.resultLatencyMs?.windows ?? 0} windows`);
     rows.push(out);
   }
   if (parts.has('soak')) {
+    const base: Case = best === undefined ? LATENCY_CASE : { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
     const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000 };
     log(`e2e: soak — ${describe(spec)} for ${spec.seconds} s ...`);
     const out = row(spec, await runOnce(spec), duck.off);
@@ -361,10 +365,11 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     rows.push(out);
   }
   mkdirSync(outDir, { recursive: true });
-  const partial = E2E_PARTS.some((p) => !parts.has(p));
-  const chart = join(outDir, `${stamp}-e2e${partial ? `-${[...parts].join('-')}` : ''}.svg`);
-  writeFileSync(chart, renderChart(chartSeries(rows), { title: `sluice bench e2e — ${stamp}` }));
-  return { rows, duckdb: { ...duck, events: duckEvents }, chart };
+  const ran = E2E_PARTS.filter((p) => parts.has(p));
+  const name = ran.length === E2E_PARTS.length ? 'e2e' : `e2e-${ran.join('-')}`;
+  const chart = join(outDir, `${stamp}-${name}.svg`);
+  writeFileSync(chart, renderChart(chartSeries(rows), { title: `sluice bench ${name} — ${stamp}` }));
+  return { name, rows, duckdb: { ...duck, events: duckEvents }, chart };
 }
 
 function describe(c: Case): string {

@@ -1,12 +1,14 @@
 /**
- * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N]`: runs the named suites (kernels
- * and engine when none is named; e2e and nexmark only when named), prints a table per suite, and
- * with --json also writes bench/results/<date>-<suite>.json (e2e and nexmark always write their
- * JSON, e2e also an SVG chart). `--only` picks e2e's parts (matrix, latency, soak); a partial
- * run writes <date>-e2e-<parts>.json so it never replaces the day's full run. `--rate` sets the
- * latency run's events/s (default: half the fastest Arrow run).
+ * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N]`: runs the named
+ * suites (kernels and engine when none is named; e2e and nexmark only when named), prints a
+ * table per suite, and with --json also writes bench/results/<date>-<suite>.json (e2e and
+ * nexmark always write their JSON, e2e also an SVG chart). `--only` picks e2e's parts (matrix,
+ * latency, soak); a partial run writes <date>-e2e-<parts>.json (parts in that order) so it never
+ * replaces the day's full run. `--rate` sets the latency run's events/s (default: half the
+ * fastest Arrow run).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { kernelTable, runKernelBench } from './kernels.js';
@@ -28,32 +30,60 @@ function machine(): Record<string, string | number> {
   };
 }
 
-export async function runBench(args: string[]): Promise<number> {
-  const json = args.includes('--json');
-  const quick = args.includes('--quick');
-  let only: E2ePart[] | undefined;
-  const onlyAt = args.indexOf('--only');
-  if (onlyAt !== -1) {
-    const list = (args[onlyAt + 1] ?? '').split(',').filter((p) => p !== '');
-    const bad = list.find((p) => !(E2E_PARTS as readonly string[]).includes(p));
-    if (list.length === 0 || bad !== undefined) throw new Error(`bench: --only takes e2e parts separated by commas (${E2E_PARTS.join(', ')})${bad === undefined ? '' : `, not '${bad}'`}`);
-    only = [...new Set(list)] as E2ePart[];
-    args = args.filter((_, i) => i !== onlyAt && i !== onlyAt + 1);
+export interface BenchArgs {
+  readonly suites: readonly Suite[];
+  readonly json: boolean;
+  readonly quick: boolean;
+  /** e2e parts to run (none given: all), in the order given, each once */
+  readonly only?: readonly E2ePart[];
+  /** e2e's latency run events/s */
+  readonly latencyRate?: number;
+}
+
+const ONLY_USAGE = `bench: --only takes e2e parts separated by commas (${E2E_PARTS.join(', ')})`;
+const RATE_USAGE = 'bench: --rate takes the latency run\'s events/s, an integer ≥ 1000';
+
+/** `sluice bench`'s arguments; throws on anything it does not know. */
+export function parseBenchArgs(args: readonly string[]): BenchArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, only: { type: 'string' }, rate: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (/'--only\b/.test(message)) throw new Error(ONLY_USAGE);
+    if (/'--rate\b/.test(message)) throw new Error(RATE_USAGE);
+    throw new Error(`bench: ${message}`);
   }
-  let latencyRate: number | undefined;
-  const rateAt = args.indexOf('--rate');
-  if (rateAt !== -1) {
-    latencyRate = Number(args[rateAt + 1]);
-    if (!Number.isInteger(latencyRate) || latencyRate < 1000) throw new Error('bench: --rate takes the latency run\'s events/s, an integer ≥ 1000');
-    args = args.filter((_, i) => i !== rateAt && i !== rateAt + 1);
-  }
-  const unknownFlag = args.find((a) => a.startsWith('--') && a !== '--json' && a !== '--quick');
-  if (unknownFlag !== undefined) throw new Error(`bench: unknown option ${unknownFlag}`);
-  const names = args.filter((a) => !a.startsWith('--'));
-  for (const n of names) {
+  const { values, positionals } = parsed;
+  for (const n of positionals) {
     if (!(SUITES as readonly string[]).includes(n)) throw new Error(`bench: unknown suite '${n}' (available: ${SUITES.join(', ')})`);
   }
-  const suites = (names.length > 0 ? names : [...DEFAULT_SUITES]) as Suite[];
+  const suites = (positionals.length > 0 ? positionals : [...DEFAULT_SUITES]) as Suite[];
+  if ((values.only !== undefined || values.rate !== undefined) && !suites.includes('e2e')) {
+    throw new Error('bench: --only and --rate apply to the e2e suite, which is not named');
+  }
+  let only: E2ePart[] | undefined;
+  if (values.only !== undefined) {
+    const list = values.only.split(',').filter((p) => p !== '');
+    const bad = list.find((p) => !(E2E_PARTS as readonly string[]).includes(p));
+    if (list.length === 0 || bad !== undefined) throw new Error(`${ONLY_USAGE}${bad === undefined ? '' : `, not '${bad}'`}`);
+    only = [...new Set(list)] as E2ePart[];
+  }
+  let latencyRate: number | undefined;
+  if (values.rate !== undefined) {
+    latencyRate = Number(values.rate);
+    if (!/^\d+$/.test(values.rate) || latencyRate < 1000) throw new Error(RATE_USAGE);
+  }
+  return { suites, json: values.json === true, quick: values.quick === true, only, latencyRate };
+}
+
+export async function runBench(args: string[]): Promise<number> {
+  const { suites, json, quick, only, latencyRate } = parseBenchArgs(args);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const info = machine();
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}`);
@@ -81,12 +111,10 @@ export async function runBench(args: string[]): Promise<number> {
         break;
       }
       case 'e2e': {
-        const partial = only !== undefined && E2E_PARTS.some((p) => !only!.includes(p));
-        const name = partial ? `e2e-${only!.join('-')}` : 'e2e';
         const report = await runE2eBench({ quick, log, only, latencyRate }, dir, stamp);
         process.stdout.write(`\n${e2eTable(report)}\n`);
         // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
-        save(name, report, true);
+        save(report.name, report, true);
         log(`wrote ${report.chart}`);
         break;
       }

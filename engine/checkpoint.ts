@@ -65,8 +65,7 @@ export function decodeCheckpoint(bytes: Uint8Array, parts: ReadonlyMap<number, U
       pipelines.set(name, ids.map((id) => {
         const part = parts.get(id);
         if (part === undefined) throw new Error(`checkpoint: part ${id} of pipeline '${name}' is missing`);
-        // a copy: partials are read through typed-array views that need their own aligned buffer
-        return { id, bytes: part.slice().buffer };
+        return { id, bytes: copyOf(part, 0, part.byteLength) };
       }));
     }
     return { positions, pipelines };
@@ -77,7 +76,7 @@ export function decodeCheckpoint(bytes: Uint8Array, parts: ReadonlyMap<number, U
     const sections: RestoredPart[] = [];
     for (let i = 0; i < n; i++) {
       const len = dv.getUint32(off, true);
-      sections.push({ id: null, bytes: bytes.slice(off + 4, off + 4 + len).buffer });
+      sections.push({ id: null, bytes: copyOf(bytes, off + 4, off + 4 + len) });
       off += align8(4 + len);
     }
     pipelines.set(name, sections);
@@ -94,6 +93,15 @@ function readHeader(bytes: Uint8Array): { magic: number; header: Header<unknown>
   const version = magic === MAGIC_V1 ? 1 : 2;
   if (header.version !== version) throw new Error(`checkpoint: version ${header.version} in an SLC${version} blob`);
   return { magic, header, headLen };
+}
+
+/**
+ * Bytes [from, to) in a buffer of their own: partials are read through typed-array views that
+ * need their own aligned buffer. Uint8Array's slice, not Buffer's (a view into a shared pool):
+ * parts may come as Node Buffers (DuckDB's blob values).
+ */
+function copyOf(bytes: Uint8Array, from: number, to: number): ArrayBuffer {
+  return Uint8Array.prototype.slice.call(bytes, from, to).buffer;
 }
 
 function align8(n: number): number {

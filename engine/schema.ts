@@ -102,13 +102,6 @@ export function setInt64At(words: Int32Array, i: number, v: number): void {
   words[2 * i + 1] = hi | 0;
 }
 
-/** Split a safe integer into its two's-complement 32-bit words. */
-export function int64Words(v: number): [lo: number, hi: number] {
-  const hi = Math.floor(v / TWO_32);
-  const lo = v - hi * TWO_32;
-  return [lo | 0, hi | 0];
-}
-
 /** The exact decimal text of an int64 given as two words (for output and error messages only). */
 export function int64ToString(lo: number, hi: number): string {
   return ((BigInt(hi) << 32n) | BigInt(lo >>> 0)).toString();

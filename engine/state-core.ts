@@ -20,6 +20,7 @@ import type { Batch, StreamSchema } from './schema.js';
 import type { StreamPosition, ToState } from './protocol.js';
 import { WindowState, type PartsSnapshot, type WindowResult } from './window-state.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointState } from './checkpoint.js';
+import type { CheckpointData, CheckpointPart } from './storage.js';
 import { deserializePartial } from '../native-free-kernels/partial.js';
 import { deserializeRows } from '../native-free-kernels/column-batch.js';
 
@@ -194,15 +195,12 @@ export class StateCore {
   /**
    * Positions and every open window (taken at the same instant as takePending): the windows
    * that changed since their last stored checkpoint as new parts (ids from `newId`), the others
-   * as references to their stored parts. Call `stored()` once the commit holding it succeeded.
+   * as references to their stored parts: the commit's CheckpointData. Call `stored()` once the
+   * commit holding it succeeded.
    */
-  checkpoint(newId: () => number): {
-    state: Uint8Array;
-    parts: { id: number; bytes: Uint8Array | null }[];
-    stored: () => void;
-  } {
+  checkpoint(newId: () => number): CheckpointData & { positions: Record<string, StreamPosition>; stored: () => void } {
     const pipelines = new Map<string, number[]>();
-    const parts: { id: number; bytes: Uint8Array | null }[] = [];
+    const parts: CheckpointPart[] = [];
     const snapshots: PartsSnapshot[] = [];
     for (const s of this.streams.values()) {
       for (const p of s.pipelines) {
@@ -213,8 +211,10 @@ export class StateCore {
       }
     }
     this.dirty = false;
+    const positions = this.positions();
     return {
-      state: encodeCheckpoint({ positions: this.positions(), pipelines }),
+      positions,
+      state: encodeCheckpoint({ positions, pipelines }),
       parts,
       stored: () => {
         for (const snap of snapshots) snap.stored();

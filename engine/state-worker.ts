@@ -58,20 +58,14 @@ async function main(): Promise<void> {
       do {
         again = false;
         const pending = core.takePending();
-        const positions = core.positions();
         const checkpoint = core.checkpoint(() => storage.allocatePartId());
-        const r = await storage.commit({
-          results: pending.results,
-          late: pending.late,
-          archive: pending.archive,
-          checkpoint: { state: checkpoint.state, positions, parts: checkpoint.parts },
-        });
+        const r = await storage.commit({ results: pending.results, late: pending.late, archive: pending.archive, checkpoint });
         checkpoint.stored();
         const windows: Record<string, number> = {};
         for (const { pipeline, result } of pending.results) windows[pipeline] = (windows[pipeline] ?? 0) + result.rows;
         const late: Record<string, number> = {};
         for (const l of pending.late) late[l.pipeline] = (late[l.pipeline] ?? 0) + l.rows.length;
-        send({ kind: 'committed', positions, rows: r.rows, ms: r.ms, windows, late });
+        send({ kind: 'committed', positions: checkpoint.positions, rows: r.rows, ms: r.ms, windows, late });
         if (pending.heldBytes > 0) send({ kind: 'released', bytes: pending.heldBytes });
         if (subscribed) for (const { pipeline, result } of pending.results) send({ kind: 'emitted', pipeline, result });
       } while (again);

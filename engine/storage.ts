@@ -466,10 +466,12 @@ function openError(file: string, err: unknown): SluiceError {
  * 2.0 → 1.2 ms of CPU). What the checks depend on does not change while Sluice runs: the
  * statement is the same text, the catalog's tables are created at open only (the endpoint
  * cannot create any), and functions are looked up in DuckDB's catalog, which only grows. The
- * statement type is still checked on every prepare. Oldest first out beyond the limit.
+ * statement type is still checked on every prepare. Oldest first out beyond the limit; texts
+ * longer than VETTED_MAX_CHARS are checked every time (the cache holds at most 256 × 4 K chars).
  */
 const VETTED = new WeakMap<DuckDBInstance, Set<string>>();
 const VETTED_LIMIT = 256;
+const VETTED_MAX_CHARS = 4096;
 
 /**
  * Prepare the one statement of `sql` if it only reads the database (engine/sql-guard.ts explains
@@ -490,8 +492,10 @@ async function prepareReadOnly(instance: DuckDBInstance, conn: DuckDBConnection,
       keyword === 'PIVOT' || keyword === 'UNPIVOT' ? ' (a PIVOT needs an explicit IN (...) list)' : '');
     if (!READ_ONLY_KEYWORDS.has(keyword)) throw notAllowed();
     await checkReferences(instance, conn, refs);
-    if (vetted.size >= VETTED_LIMIT) vetted.delete(vetted.keys().next().value!);
-    vetted.add(sql);
+    if (sql.length <= VETTED_MAX_CHARS) {
+      if (vetted.size >= VETTED_LIMIT) vetted.delete(vetted.keys().next().value!);
+      vetted.add(sql);
+    }
   }
   const extracted = await conn.extractStatements(sql).catch((err: unknown) => {
     throw queryError(err);
@@ -841,8 +845,8 @@ export class Storage {
   private nextCheckpointId: number;
   /** the part ids each kept checkpoint references */
   private readonly partRefs: Map<number, readonly number[]>;
-  /** every part id in sluice_state_parts */
-  private readonly liveParts: Set<number>;
+  /** per stored part (sluice_state_parts), how many kept checkpoints reference it */
+  private readonly partUses: Map<number, number>;
   private nextPartId: number;
   /** queries running on their own connections; close() waits for them */
   private readonly queries = new Set<Promise<unknown>>();
@@ -875,8 +879,9 @@ export class Storage {
     this.lastCheckpoint = init.checkpoints.latest;
     this.nextCheckpointId = (init.checkpoints.latest?.id ?? 0) + 1;
     this.partRefs = init.checkpoints.refs;
-    this.liveParts = init.checkpoints.liveParts;
-    this.nextPartId = init.checkpoints.nextPartId;
+    this.partUses = new Map();
+    for (const refs of this.partRefs.values()) for (const r of refs) this.partUses.set(r, (this.partUses.get(r) ?? 0) + 1);
+    this.nextPartId = Math.max(0, ...this.partUses.keys()) + 1;
     this.nextCommitId = init.nextCommitId;
     this.fresh = init.fresh;
     this.releaseLock = init.releaseLock;
@@ -964,8 +969,8 @@ export class Storage {
       const rows = (await this.writeConn.runAndReadAll(`SELECT id, bytes FROM sluice_state_parts WHERE id IN (${idList(ids)})`)).getRows();
       for (const [id, bytes] of rows) {
         if (!(bytes instanceof DuckDBBlobValue)) throw sluiceError('STORAGE_IO', 'sluice_state_parts.bytes is not a BLOB');
-        // a copy that owns its memory, independent of DuckDB's result buffers
-        out.set(Number(id), new Uint8Array(bytes.bytes));
+        // already a copy independent of DuckDB's result buffers (the blob vector's Buffer.from)
+        out.set(Number(id), bytes.bytes);
       }
       for (const id of ids) if (!out.has(id)) throw sluiceError('STORAGE_IO', `checkpoint state part ${id} is missing from sluice_state_parts`);
       return out;
@@ -1057,28 +1062,35 @@ export class Storage {
         const parts = req.checkpoint.parts ?? [];
         await conn.run('INSERT INTO sluice_checkpoints VALUES ($1, epoch_ms($2::BIGINT), $3, $4)',
           [id, createdAt, positions, blobValue(req.checkpoint.state)]);
-        for (const part of parts) {
-          if (part.bytes !== null) await conn.run('INSERT INTO sluice_state_parts VALUES ($1, $2)', [part.id, blobValue(part.bytes)]);
+        const fresh = parts.filter((p) => p.bytes !== null);
+        if (fresh.length > 0) {
+          const insert = await conn.prepare('INSERT INTO sluice_state_parts VALUES ($1, $2)');
+          for (const part of fresh) {
+            insert.bind([part.id, blobValue(part.bytes!)]);
+            await insert.run();
+          }
         }
         const partIds = parts.map((p) => p.id);
         if (partIds.length > 0) await conn.run(`INSERT INTO sluice_checkpoint_parts SELECT ${id}, unnest([${idList(partIds)}])`);
-        // the checkpoints that fall out of the kept window, and the parts only they referenced
+        // the checkpoints that fall out of the kept window, and the parts no kept one references then
         const dropped = [...this.partRefs.keys()].filter((c) => c <= id - this.keep);
-        const stillUsed = new Set(partIds);
-        for (const [c, refs] of this.partRefs) if (c > id - this.keep) for (const r of refs) stillUsed.add(r);
-        const unused = new Set<number>();
-        for (const c of dropped) for (const r of this.partRefs.get(c)!) if (!stillUsed.has(r)) unused.add(r);
+        const uses = new Map<number, number>();
+        for (const r of partIds) uses.set(r, (uses.get(r) ?? this.partUses.get(r) ?? 0) + 1);
+        for (const c of dropped) for (const r of this.partRefs.get(c)!) uses.set(r, (uses.get(r) ?? this.partUses.get(r)!) - 1);
+        const unused = [...uses].filter(([, n]) => n === 0).map(([r]) => r);
         await conn.run('DELETE FROM sluice_checkpoints WHERE id <= $1', [id - this.keep]);
         if (dropped.length > 0) await conn.run('DELETE FROM sluice_checkpoint_parts WHERE checkpoint_id <= $1', [id - this.keep]);
-        if (unused.size > 0) await conn.run(`DELETE FROM sluice_state_parts WHERE id IN (${idList([...unused])})`);
+        if (unused.length > 0) await conn.run(`DELETE FROM sluice_state_parts WHERE id IN (${idList(unused)})`);
         if (id % CHECKPOINT_TABLE_REBUILD === 0) await rebuildCheckpointTables(conn);
         await conn.run('COMMIT');
         this.nextCheckpointId = id + 1;
         this.lastCheckpoint = { id, createdAt, state: req.checkpoint.state, positions: req.checkpoint.positions, partIds };
         for (const c of dropped) this.partRefs.delete(c);
         this.partRefs.set(id, partIds);
-        for (const part of parts) if (part.bytes !== null) this.liveParts.add(part.id);
-        for (const r of unused) this.liveParts.delete(r);
+        for (const [r, n] of uses) {
+          if (n === 0) this.partUses.delete(r);
+          else this.partUses.set(r, n);
+        }
       } else {
         await conn.run('COMMIT');
       }
@@ -1110,8 +1122,8 @@ export class Storage {
       if (!Number.isSafeInteger(part.id) || part.id < 1) throw badInput(`checkpoint part id ${part.id} is not a positive integer`);
       if (seen.has(part.id)) throw badInput(`checkpoint part ${part.id} is listed twice`);
       seen.add(part.id);
-      if (part.bytes === null && !this.liveParts.has(part.id)) throw badInput(`checkpoint references state part ${part.id}, which is not stored`);
-      if (part.bytes !== null && (this.liveParts.has(part.id) || part.id >= this.nextPartId)) {
+      if (part.bytes === null && !this.partUses.has(part.id)) throw badInput(`checkpoint references state part ${part.id}, which is not stored`);
+      if (part.bytes !== null && (this.partUses.has(part.id) || part.id >= this.nextPartId)) {
         throw badInput(`checkpoint part ${part.id} was not allocated by allocatePartId() or is already stored`);
       }
     }
@@ -1317,13 +1329,16 @@ const CHECKPOINT_TABLES: readonly (readonly [string, string])[] = [
 ];
 
 /**
- * Every this many checkpoints the checkpoint table is copied into a fresh one (its few live
- * rows) and the old one dropped, in the commit's transaction. DuckDB does not give back the
- * space of deleted rows in a row group that still holds live ones, and this table always holds
- * `keep` live rows: deleting the old multi-MB state blobs alone left them in the file and in
- * DuckDB's memory (measured at 10 M events/s with a 1.6 MB state: +1.5 MiB/s of DuckDB memory,
- * the file +2.4 MB/s; a 128 MB memory_limit ran out after ~100 s). A dropped table's blocks are
- * free for reuse after DuckDB's next checkpoint.
+ * Every this many checkpoints the checkpoint tables are copied into fresh ones (their few live
+ * rows) and the old ones dropped, in the commit's transaction. DuckDB does not give back the
+ * space of deleted rows in a row group that still holds live ones, and these tables always hold
+ * live rows: deleting old blobs alone left them in the file and in DuckDB's memory (measured when
+ * the whole state was one blob, at 10 M events/s with a 1.6 MB state: +1.5 MiB/s of DuckDB
+ * memory, the file +2.4 MB/s; a 128 MB memory_limit ran out after ~100 s). The blobs are now
+ * the parts in sluice_state_parts (the parts test: 68 MiB without its rebuild, < 40 with it);
+ * sluice_checkpoints still takes whatever state a caller stores (an opaque blob, small for the
+ * runtime's manifests). A dropped table's blocks are free for reuse after DuckDB's next
+ * checkpoint.
  */
 const CHECKPOINT_TABLE_REBUILD = 16;
 
@@ -1544,13 +1559,11 @@ function moveParquetAside(ctx: OpenContext, table: string): void {
 interface LoadedCheckpoints {
   latest: StoredCheckpoint | null;
   refs: Map<number, readonly number[]>;
-  liveParts: Set<number>;
-  nextPartId: number;
 }
 
 /**
- * The latest checkpoint, the parts every kept checkpoint references, and the stored part ids.
- * Parts no checkpoint references (none should exist: every change is transactional) go.
+ * The latest checkpoint and the parts every kept checkpoint references. Parts no checkpoint
+ * references (none should exist: every change is transactional) go.
  */
 async function loadCheckpoints(conn: DuckDBConnection): Promise<LoadedCheckpoints> {
   const refs = new Map<number, number[]>();
@@ -1559,15 +1572,9 @@ async function loadCheckpoints(conn: DuckDBConnection): Promise<LoadedCheckpoint
     refs.get(Number(c))?.push(Number(p));
   }
   await conn.run('DELETE FROM sluice_state_parts WHERE id NOT IN (SELECT part_id FROM sluice_checkpoint_parts WHERE checkpoint_id IN (SELECT id FROM sluice_checkpoints))');
-  const liveParts = new Set<number>();
-  let nextPartId = 1;
-  for (const [id] of (await conn.runAndReadAll('SELECT id FROM sluice_state_parts')).getRows()) {
-    liveParts.add(Number(id));
-    nextPartId = Math.max(nextPartId, Number(id) + 1);
-  }
   const rows = (await conn.runAndReadAll('SELECT id, epoch_ms(created_at), positions, state FROM sluice_checkpoints ORDER BY id DESC LIMIT 1')).getRows();
   const row = rows[0];
-  if (row === undefined) return { latest: null, refs, liveParts, nextPartId };
+  if (row === undefined) return { latest: null, refs };
   const [id, createdAt, positions, state] = row;
   if (!(state instanceof DuckDBBlobValue)) throw sluiceError('STORAGE_IO', 'sluice_checkpoints.state is not a BLOB');
   const latest: StoredCheckpoint = {
@@ -1578,5 +1585,5 @@ async function loadCheckpoints(conn: DuckDBConnection): Promise<LoadedCheckpoint
     state: new Uint8Array(state.bytes),
     partIds: refs.get(Number(id)) ?? [],
   };
-  return { latest, refs, liveParts, nextPartId };
+  return { latest, refs };
 }

@@ -229,22 +229,18 @@ export class WindowState {
   }
 
   /**
-   * Merge a checkpoint's parts (restore after a restart). A window restored from exactly one
-   * part with an id references that part until it changes.
+   * Merge a checkpoint's parts into a fresh state (restore after a restart). A window restored
+   * from exactly one part with an id references that part until it changes.
    */
   restore(parts: readonly RestoredPart[]): void {
-    const seen = new Map<Stored, number | null>();
     for (const part of parts) {
       const p = deserializePartial(part.bytes);
       this.merge(p);
       if (p.groups === 0) continue;
-      const section: Stored | undefined = this.sessions ?? this.buckets.get(p.windowStart[0]!);
-      if (section === undefined) continue;
-      // a section that received two parts is not equal to either of them
-      seen.set(section, seen.has(section) ? null : part.id);
-    }
-    for (const [section, id] of seen) {
-      section.storedId = id ?? 0;
+      const section: Stored = this.sessions ?? this.buckets.get(p.windowStart[0]!)!;
+      // into a fresh state, a section built from one part has version 1 and equals that part;
+      // one that received a second part equals neither
+      section.storedId = section.version === 1 ? (part.id ?? 0) : 0;
       section.storedVersion = section.version;
     }
   }

@@ -22,7 +22,7 @@ import {
 } from '../../bench/nexmark.js';
 import { loadIntoDuckDB } from '../../bench/duckdb-load.js';
 import { openMemory, queryRows } from '../helpers/duckdb.js';
-import { freshDir, removeFreshDirs } from '../helpers/oracle.js';
+import { freshDir, removeFreshDirs, T0 } from '../helpers/oracle.js';
 import { runCli, type Ran } from '../helpers/cli.js';
 
 after(removeFreshDirs);
@@ -30,7 +30,6 @@ after(removeFreshDirs);
 const col = (b: Batch, name: string): Column => b.columns[b.schema.index.get(name)!]!;
 const numbers = (b: Batch, name: string): number[] => Array.from({ length: b.length }, (_, i) => valueAt(col(b, name), i) as number);
 const strings = (b: Batch, name: string): string[] => Array.from({ length: b.length }, (_, i) => valueAt(col(b, name), i) as string);
-const T0 = 1_700_000_000_000;
 
 describe('Nexmark generator', () => {
   const N = 200_000;

@@ -24,7 +24,7 @@ test('SLC2: positions and part ids round-trip; the parts come from the map, as o
 });
 
 test('SLC1 (sections inline, no part ids) still decodes', () => {
-  const blob = encodeSlc1({ bids: { seq: 2, maxEventTime: null } }, new Map([
+  const blob = encodeSlc1({ bids: { seq: 2, maxEventTime: -Infinity } }, new Map([
     ['a', [new Uint8Array([1, 2, 3]), new Uint8Array(8).fill(4)]],
     ['b', []],
     ['c', [new Uint8Array(0)]],

@@ -12,7 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { makeSchema, sliceBatch, int64ToString, type Batch, type Column, int64Words } from '../../engine/schema.js';
+import { makeSchema, sliceBatch, int64ToString, type Batch, type Column } from '../../engine/schema.js';
 import { compilePipeline, type PipelineSpec } from '../../engine/plan.js';
 import { WindowAggregator } from '../../engine/window-aggregate.js';
 import { WindowState, type WindowResult } from '../../engine/window-state.js';
@@ -38,7 +38,6 @@ const CHANNELS = ['web', 'app', 'spam', 'ünïcødé ✓', ''];
 
 /** int64 words of an exact integer given as a JS number or, beyond 2^53, a BigInt. */
 function wordsOf(v: number | bigint): [number, number] {
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return int64Words(v);
   const b = BigInt.asUintN(64, BigInt(v));
   return [Number(b & 0xffffffffn) | 0, Number(b >> 32n) | 0];
 }

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DuckDBBlobValue, DuckDBInstance } from '@duckdb/node-api';
+import { decodeCheckpoint } from '../../engine/checkpoint.js';
 import { Sluice } from '../../engine/runtime.js';
 import { encodeSlc1 } from '../helpers/slc1.js';
 import {
@@ -27,10 +28,14 @@ const ROWS_PER_BATCH = 500;
 const events = makeEvents({ seed: 21, n: 30_000, step: 7, disorder: 2000, lateRate: 0.02, lateSpan: 30_000 });
 const batches = encodeBatches(events, ROWS_PER_BATCH, 'arrow');
 
-async function allTables(engine: Sluice): Promise<Map<string, unknown[][]>> {
+async function allTables(engine: Sluice, names: readonly string[] = TABLES): Promise<Map<string, unknown[][]>> {
   const out = new Map<string, unknown[][]>();
-  for (const name of TABLES) out.set(name, await tableRows(engine, name));
+  for (const name of names) out.set(name, await tableRows(engine, name));
   return out;
+}
+
+async function storedParts(engine: Sluice): Promise<number> {
+  return Number((await engine.query('SELECT count(*) FROM sluice_state_parts')).rows[0]![0]);
 }
 
 let reference: Map<string, unknown[][]>;
@@ -95,7 +100,7 @@ describe('restart after a graceful stop', () => {
     };
     const tables = ['tumble', 'hop', 'tumble__late', 'hop__late'];
     const run = async (dir: string, cuts: readonly number[]): Promise<Map<string, unknown[][]>> => {
-      const out = new Map<string, unknown[][]>();
+      let out = new Map<string, unknown[][]>();
       for (let part = 0; part < cuts.length - 1; part++) {
         const engine = await Sluice.open(bidsConfig({ dir, threads: 2, pipelines }));
         try {
@@ -106,9 +111,8 @@ describe('restart after a graceful stop', () => {
           }
           if (part === cuts.length - 2) {
             await engine.flush();
-            for (const name of tables) out.set(name, await tableRows(engine, name));
-            const parts = (await engine.query('SELECT count(*) FROM sluice_state_parts')).rows[0]![0];
-            assert.ok(Number(parts) > 0, 'the checkpoints stored parts');
+            out = await allTables(engine, tables);
+            assert.ok(await storedParts(engine) > 0, 'the checkpoints stored parts');
           }
         } finally {
           await engine.close();
@@ -139,16 +143,12 @@ describe('restart after a graceful stop', () => {
     const conn = await db.connect();
     try {
       const [id, state] = (await conn.runAndReadAll('SELECT id, state FROM sluice_checkpoints ORDER BY id DESC LIMIT 1')).getRows()[0]!;
-      const manifest = (state as DuckDBBlobValue).bytes;
-      const header = JSON.parse(new TextDecoder().decode(manifest.subarray(8))) as {
-        positions: Record<string, { seq: number; maxEventTime: number | null }>;
-        pipelines: Record<string, number[]>;
-      };
       const bytes = new Map<number, Uint8Array>();
       for (const [part, b] of (await conn.runAndReadAll('SELECT id, bytes FROM sluice_state_parts')).getRows()) bytes.set(Number(part), (b as DuckDBBlobValue).bytes);
-      const sections = new Map(Object.entries(header.pipelines).map(([name, ids]) => [name, ids.map((i) => bytes.get(i)!)] as const));
+      const cp = decodeCheckpoint((state as DuckDBBlobValue).bytes, bytes);
+      const sections = new Map([...cp.pipelines].map(([name, parts]) => [name, parts.map((p) => new Uint8Array(p.bytes))] as const));
       assert.ok([...sections.values()].flat().length > 3, 'the stop left windows open');
-      await conn.run('UPDATE sluice_checkpoints SET state = $1 WHERE id = $2', [new DuckDBBlobValue(encodeSlc1(header.positions, sections)), Number(id)]);
+      await conn.run('UPDATE sluice_checkpoints SET state = $1 WHERE id = $2', [new DuckDBBlobValue(encodeSlc1(cp.positions, sections)), Number(id)]);
       await conn.run('DELETE FROM sluice_checkpoints WHERE id <> $1', [Number(id)]);
       await conn.run('DROP TABLE sluice_state_parts');
       await conn.run('DROP TABLE sluice_checkpoint_parts');
@@ -162,7 +162,7 @@ describe('restart after a graceful stop', () => {
       assert.equal(engine.snapshot().committed['bids']?.seq, 27);
       await feed(engine, 'bids', batches.slice(27, 35));
       await engine.checkpoint();
-      assert.ok(Number((await engine.query('SELECT count(*) FROM sluice_state_parts')).rows[0]![0]) > 0, 'checkpoints after the upgrade store parts');
+      assert.ok(await storedParts(engine) > 0, 'checkpoints after the upgrade store parts');
       await feed(engine, 'bids', batches.slice(35));
       await engine.flush();
       const tables = await allTables(engine);

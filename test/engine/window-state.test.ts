@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WindowState, type WindowResult } from '../../engine/window-state.js';
+import { WindowState, type PartsSnapshot, type WindowResult } from '../../engine/window-state.js';
 import { WindowAggregator } from '../../engine/window-aggregate.js';
 import { compilePipeline, type PipelinePlan, type WindowSpec } from '../../engine/plan.js';
 import { makeSchema, sliceColumn, valueAt, type Batch, type Column, type StringColumn } from '../../engine/schema.js';
@@ -671,7 +671,9 @@ test('string keys from batches with different dictionaries land in one group per
 // ---------------------------------------------------------------------------------------------
 // Incremental checkpoints
 
-/** A part store as the storage keeps it: the parts the latest `keep` checkpoints reference. */
+/** A part store as the storage keeps it: the parts the latest KEPT checkpoints reference. */
+const KEPT = 3;
+
 class PartStore {
   private readonly bytes = new Map<number, ArrayBuffer>();
   private readonly kept: number[][] = [];
@@ -679,10 +681,8 @@ class PartStore {
   written = 0;
   referenced = 0;
 
-  constructor(private readonly keep = 3) {}
-
   /** Store a snapshot's new parts, drop the parts no kept checkpoint references, confirm. */
-  commit(snap: ReturnType<WindowState['snapshot']>): number[] {
+  commit(snap: PartsSnapshot): number[] {
     for (const p of snap.parts) {
       if (p.bytes === null) {
         assert.ok(this.bytes.has(p.id), `part ${p.id} is referenced but not stored`);
@@ -695,7 +695,7 @@ class PartStore {
     }
     const ids = snap.parts.map((p) => p.id);
     this.kept.push(ids);
-    if (this.kept.length > this.keep) this.kept.shift();
+    if (this.kept.length > KEPT) this.kept.shift();
     const live = new Set(this.kept.flat());
     for (const id of this.bytes.keys()) if (!live.has(id)) this.bytes.delete(id);
     snap.stored();

@@ -4,8 +4,10 @@
  *
  *   u32 magic 'SLC1' | u32 header bytes | header JSON | per section: u32 length | bytes | pad8
  */
+import type { StreamPosition } from '../../engine/protocol.js';
+
 export function encodeSlc1(
-  positions: Record<string, { seq: number; maxEventTime: number | null }>,
+  positions: Readonly<Record<string, StreamPosition>>,
   pipelines: ReadonlyMap<string, readonly Uint8Array[]>,
 ): Uint8Array {
   const counts: Record<string, number> = {};
@@ -14,6 +16,7 @@ export function encodeSlc1(
     counts[name] = parts.length;
     sections.push(...parts);
   }
+  // JSON.stringify writes a maxEventTime of −Infinity as null, as SLC1 did
   const head = new TextEncoder().encode(JSON.stringify({ version: 1, positions, pipelines: counts }));
   const align8 = (n: number): number => (n + 7) & ~7;
   let size = align8(8 + head.length);

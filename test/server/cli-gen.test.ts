@@ -14,6 +14,7 @@ import { valueAt, type Batch } from '../../engine/schema.js';
 import { BIDS_SCHEMA, freshDir, removeFreshDirs } from '../helpers/oracle.js';
 import { runCli, type Ran } from '../helpers/cli.js';
 import { testServer } from '../helpers/server.js';
+import { withServer } from '../helpers/marked.js';
 
 after(removeFreshDirs);
 
@@ -107,8 +108,7 @@ describe('sluice gen', () => {
     // a ring of 100 000 events in 50 steps lapped 6 times, each lap re-stamping payloads ws sent
     // by reference (the first test does the same with a ring of 7 steps, fewer than the credits)
     const args = ['--rate', '0', '--events', '600000', '--ring', '100000', '--batch', '2000', '--connections', '2', '--seed', '4', '--start', '2023-11-14T22:13:20Z'];
-    const server = await testServer({ archive: true });
-    try {
+    await withServer({}, async (server) => {
       const { ran, summary } = await gen(server, args);
       assert.equal(ran.code, 0, ran.stderr);
       assert.equal(summary.generator.ringEvents, 100_000);
@@ -128,9 +128,7 @@ describe('sluice gen', () => {
       }
       const [[n, gotTs, gotAuction, gotXor]] = (await sql(server, 'SELECT count(*)::BIGINT::VARCHAR, sum(epoch_ms(ts))::VARCHAR, sum(auction)::VARCHAR, bit_xor(round(price * 100)::INTEGER) FROM bids')) as [string, string, string, number][];
       assert.deepEqual([n, gotTs, gotAuction, gotXor], [String(summary.eventsAcked), String(sumTs), String(sumAuction), xorPrice]);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('paces to --rate and stops at --seconds', async () => {

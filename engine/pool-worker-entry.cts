@@ -5,18 +5,21 @@
  * fatal error ("v8::Module::IsGraphAsync must be used on an instantiated module"): `serve`
  * stopped by a signal while its workers were still loading died with SIGABRT in 3 of 40 tries
  * under load. This file loads the real worker (pool-worker.ts) with import(), which a
- * termination interrupts cleanly, and hands piscina a handler that waits for it only until it
- * has loaded.
+ * termination interrupts cleanly.
+ *
+ * The handler piscina gets is the promise of that import (an ES-module-shaped export whose
+ * `default` is awaited), so piscina waits for the load before the worker enters its
+ * Atomics.wait loop. Handing it a function that awaited the import itself left the load stalled
+ * behind that blocking wait until the first task arrived: the first batches after a start
+ * waited 300–500 ms for the worker's code to load and compile.
  */
 import type { PoolTask } from './protocol.js';
 
 type RunTask = (task: PoolTask) => unknown;
 
-let run: RunTask | null = null;
-const loading: Promise<RunTask> = import('./pool-worker.js').then((m) => (run = m.default));
+const handler: { readonly __esModule: true; readonly default: Promise<RunTask> } = {
+  __esModule: true,
+  default: import('./pool-worker.js').then((m) => m.default),
+};
 
-function runTask(task: PoolTask): unknown {
-  return run !== null ? run(task) : loading.then((r) => r(task));
-}
-
-export = runTask;
+export = handler;

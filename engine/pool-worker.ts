@@ -3,14 +3,16 @@
  * workerData; every result's buffers are moved (transferred) back, never cloned.
  */
 
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import type { SluiceConfig } from './config.js';
-import type { PoolTask, WorkerInit } from './protocol.js';
+import type { PoolNotice, PoolTask, WorkerInit } from './protocol.js';
 import { TaskRunner } from './task-runner.js';
 
 // workerData is the config the main thread validated (structured clone of a SluiceConfig).
 const runner = new TaskRunner((workerData as WorkerInit).config as SluiceConfig);
+const loaded: PoolNotice = { kind: 'sluice-pool-worker-loaded' };
+parentPort?.postMessage(loaded);
 
 export default function runTask(task: PoolTask): unknown {
   if (task.fault !== undefined && process.env.SLUICE_TEST_FAULTS === '1') injectFault(task.fault);

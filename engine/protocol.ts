@@ -69,6 +69,15 @@ export interface PoolResult extends TaskOutput {
   readonly aggregateMs: number;
 }
 
+/**
+ * pool worker → main, outside any task (piscina hands it on as the pool's 'message' event): the
+ * worker loaded its code. The engine reports ready only once every worker did, so the first
+ * batches after a start do not wait for a worker's modules to load and compile.
+ */
+export interface PoolNotice {
+  readonly kind: 'sluice-pool-worker-loaded';
+}
+
 /** Per stream: how far the committed state goes. Stored with every checkpoint. */
 export interface StreamPosition {
   /** last batch seq whose effect is in the state (WAL replay starts after it) */

@@ -22,8 +22,8 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Piscina } from 'piscina';
-import { configFromObject, loadConfig, resolveWorkerThreads, type SluiceConfig } from './config.js';
+import type { Piscina } from 'piscina';
+import { configFromObject, loadConfig, type SluiceConfig } from './config.js';
 import { allErrorDefs, asSluiceError, ErrorCodes, sluiceError, SluiceError } from './errors.js';
 import type { FromState, PoolResult, PoolTask, StreamPosition, TaskPiece, ToState, WorkerInit } from './protocol.js';
 import { SlabArena, type SlabRef } from './slab-arena.js';
@@ -31,6 +31,7 @@ import type { QueryOptions, QueryResult } from './storage.js';
 import { CHAIN_RING, WatermarkChain } from './watermark-chain.js';
 import type { WindowResult } from './window-state.js';
 import { Wal } from './wal.js';
+import { WorkerPool } from './worker-pool.js';
 import { detectBinaryFormat, type BatchFormat } from '../native-free-kernels/decode.js';
 
 /** How a caller names a batch's encoding; 'binary' = Arrow IPC or MessagePack, told apart by its first bytes. */
@@ -119,8 +120,8 @@ const SLAB_MIN = 16 << 20;
 /** bytes the state worker may hold before dispatch pauses */
 const STATE_BACKLOG = 256 << 20;
 const MAX_PIECES_PER_TASK = 1024;
-/** pool worker heap limit under SLUICE_TEST_FAULTS=1 (see the Piscina options) */
-const TEST_FAULT_HEAP_MB = 256;
+/** how long open() waits for the pool workers to load their code before going on without them */
+const WORKER_LOAD_WAIT_MS = 30_000;
 
 export class Sluice extends EventEmitter {
   readonly config: SluiceConfig;
@@ -144,36 +145,18 @@ export class Sluice extends EventEmitter {
   private readonly idleTimer: NodeJS.Timeout | null;
   private readonly stats: EngineStats;
 
-  private constructor(config: SluiceConfig, opts: OpenOptions, stateWorker: Worker, positions: Record<string, StreamPosition>, wal: Wal | null) {
+  private constructor(config: SluiceConfig, opts: OpenOptions, pool: WorkerPool, stateWorker: Worker, positions: Record<string, StreamPosition>, wal: Wal | null) {
     super();
     this.config = config;
     this.log = opts.log ?? (() => {});
     this.observe = opts.observe ?? {};
     this.stateWorker = stateWorker;
     this.wal = wal;
-    const threads = resolveWorkerThreads(config.workers.threads);
     // enough tasks queued that a worker never waits for the main thread to hand it the next
-    this.maxInFlight = threads * 4;
+    this.maxInFlight = pool.threads * 4;
     const slabBytes = Math.max(SLAB_MIN, nextPow2(config.server.maxPayload));
     this.arena = new SlabArena(Math.max(config.workers.queue, 2 * slabBytes), slabBytes);
-    const init: WorkerInit = { config };
-    this.pool = new Piscina({
-      filename: new URL('./pool-worker-entry.cjs', import.meta.url).href,
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      // a second task waits in the worker's own queue, so finishing one starts the next at once
-      // instead of after a round trip through the main thread (tasks run one at a time anyway:
-      // the handler is synchronous)
-      concurrentTasksPerWorker: 2,
-      workerData: init,
-      // workers.heap bounds each worker's JS heap (batches and state live mostly in typed
-      // arrays outside it). Under the test hook (injectFault 'oom') a small heap makes an
-      // injected out-of-memory end the worker within a second, the way a real one would.
-      resourceLimits: {
-        maxOldGenerationSizeMb: process.env.SLUICE_TEST_FAULTS === '1' ? TEST_FAULT_HEAP_MB : Math.floor(config.workers.heap / 2 ** 20),
-      },
-    });
+    this.pool = pool.piscina;
     this.stats = {
       ingestEvents: {}, ingestBytes: {}, pipelineEvents: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
       workerFailures: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
@@ -223,38 +206,48 @@ export class Sluice extends EventEmitter {
     const cfg = resolveConfig(config);
     mkdirSync(cfg.storage.dir, { recursive: true });
     const log = opts.log ?? (() => {});
+    // the pool first: its workers load their code while the state worker opens DuckDB
+    const pool = new WorkerPool(cfg);
     const init: WorkerInit = { config: cfg };
     const stateWorker = new Worker(new URL('./state-worker.js', import.meta.url), { workerData: init });
-    const ready = await new Promise<Extract<FromState, { kind: 'ready' }>>((resolve, reject) => {
-      const onMessage = (m: FromState): void => {
-        if (m.kind === 'ready') {
+    let engine: Sluice;
+    let ready: Extract<FromState, { kind: 'ready' }>;
+    let wal: Wal | null = null;
+    try {
+      ready = await new Promise<Extract<FromState, { kind: 'ready' }>>((resolve, reject) => {
+        const onMessage = (m: FromState): void => {
+          if (m.kind === 'ready') {
+            cleanup();
+            resolve(m);
+          } else if (m.kind === 'fatal') {
+            cleanup();
+            reject(errorFrom(m.error));
+          }
+        };
+        const onError = (err: Error): void => {
           cleanup();
-          resolve(m);
-        } else if (m.kind === 'fatal') {
-          cleanup();
-          reject(errorFrom(m.error));
-        }
-      };
-      const onError = (err: Error): void => {
-        cleanup();
-        reject(asSluiceError(err));
-      };
-      const cleanup = (): void => {
-        stateWorker.off('message', onMessage);
-        stateWorker.off('error', onError);
-      };
-      stateWorker.on('message', onMessage);
-      stateWorker.on('error', onError);
-    }).catch(async (err: unknown) => {
-      await stateWorker.terminate();
+          reject(asSluiceError(err));
+        };
+        const cleanup = (): void => {
+          stateWorker.off('message', onMessage);
+          stateWorker.off('error', onError);
+        };
+        stateWorker.on('message', onMessage);
+        stateWorker.on('error', onError);
+      });
+      const durable = Object.values(cfg.streams).some((s) => s.ack === 'durable');
+      wal = durable ? await Wal.open(join(cfg.storage.dir, 'wal')) : null;
+      for (const e of wal?.recovery().events ?? []) {
+        log('warn', `durable log recovery: ${e.action} in ${e.file} at offset ${e.offset} (${e.droppedBytes} bytes): ${e.reason}`, { ...e });
+      }
+      engine = new Sluice(cfg, opts, pool, stateWorker, { ...ready.positions }, wal);
+    } catch (err) {
+      await Promise.all([stateWorker.terminate(), pool.piscina.destroy(), wal?.close()]);
       throw err;
-    });
-    const durable = Object.values(cfg.streams).some((s) => s.ack === 'durable');
-    const wal = durable ? await Wal.open(join(cfg.storage.dir, 'wal')) : null;
-    for (const e of wal?.recovery().events ?? []) {
-      log('warn', `durable log recovery: ${e.action} in ${e.file} at offset ${e.offset} (${e.droppedBytes} bytes): ${e.reason}`, { ...e });
     }
-    const engine = new Sluice(cfg, opts, stateWorker, { ...ready.positions }, wal);
+    if (!(await pool.whenLoaded(WORKER_LOAD_WAIT_MS))) {
+      log('warn', `worker pool: ${pool.loaded} of ${pool.threads} workers had loaded their code after ${WORKER_LOAD_WAIT_MS} ms; going on (the first batches wait for the others)`);
+    }
     if (ready.restored) {
       log('info', 'restored the last checkpoint', { positions: ready.positions });
       for (const [name, s] of Object.entries(cfg.streams)) {
@@ -722,3 +715,4 @@ function nextPow2(n: number): number {
   while (p < n) p *= 2;
   return p;
 }
+

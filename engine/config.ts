@@ -139,11 +139,16 @@ function duration(min: 0 | 1) {
   });
 }
 
-function size(min: number, max: number, range: string) {
-  return z.union([z.string(), z.number()], { error: orRequired(SIZE_MESSAGE) }).transform((v, ctx) => {
+function size(min: number, max: number, range: string): z.ZodPipe<z.ZodUnion<[z.ZodString, z.ZodNumber]>, z.ZodTransform<number, string | number>>;
+function size<K extends string>(min: number, max: number, range: string, keyword: K): z.ZodPipe<z.ZodUnion<[z.ZodString, z.ZodNumber]>, z.ZodTransform<number | K, string | number>>;
+/** A size in bytes (`16MiB`, or a number of bytes) within [min, max]; `keyword` (e.g. auto) passes through. */
+function size(min: number, max: number, range: string, keyword?: string) {
+  const message = keyword === undefined ? SIZE_MESSAGE : `expected ${keyword} or a size like 16MiB`;
+  return z.union([z.string(), z.number()], { error: orRequired(message) }).transform((v, ctx) => {
+    if (keyword !== undefined && v === keyword) return v;
     const bytes = sizeBytes(v);
     if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: SIZE_MESSAGE });
+      ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     }
     if (bytes < min || bytes > max) {
@@ -231,6 +236,8 @@ const storageSchema = strict('storage', {
   threads: threadsSchema.default('auto'),
   /** DuckDB's WAL size that triggers a checkpoint of the database file (its checkpoint_threshold) */
   walCheckpoint: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('256MiB'),
+  /** DuckDB's memory_limit; auto: DuckDB's own default (80 % of the host's memory) */
+  memoryLimit: size(16 << 20, 2 ** 50, '16MiB and 1PiB', 'auto').default('auto'),
 });
 
 const columnsSchema = z.record(nameKey(), z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),

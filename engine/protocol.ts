@@ -113,6 +113,8 @@ export type FromState =
     readonly windows: Readonly<Record<string, number>>;
     readonly late: Readonly<Record<string, number>>;
   }
+  /** DuckDB's own memory (Storage.memoryBytes), read after a commit at most once a second */
+  | { readonly kind: 'storageMemory'; readonly bytes: number }
   /** closed windows, after their commit (only while the main thread subscribes) */
   | { readonly kind: 'emitted'; readonly pipeline: string; readonly result: WindowResult }
   | { readonly kind: 'reply'; readonly id: number; readonly value: unknown }

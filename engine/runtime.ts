@@ -81,6 +81,8 @@ export interface EngineStats {
   maxEventTime: Record<string, number>;
   /** per stream: positions of the last commit */
   committed: Record<string, StreamPosition>;
+  /** DuckDB's own memory in bytes as of a recent commit; null before the first */
+  storageMemoryBytes: number | null;
 }
 
 interface Piece {
@@ -160,7 +162,7 @@ export class Sluice extends EventEmitter {
     this.stats = {
       ingestEvents: {}, ingestBytes: {}, pipelineEvents: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
       workerFailures: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
-      stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions },
+      stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions }, storageMemoryBytes: null,
     };
     let minIdle = Infinity;
     for (const [name, cfg] of Object.entries(config.streams)) {
@@ -644,6 +646,9 @@ export class Sluice extends EventEmitter {
           this.wal.trim(upTo).catch((err: unknown) => this.log('warn', 'could not trim the durable log', { err: String(err) }));
         }
         this.emit('committed', m.positions);
+        return;
+      case 'storageMemory':
+        this.stats.storageMemoryBytes = m.bytes;
         return;
       case 'emitted':
         this.emit('windows', { pipeline: m.pipeline, result: m.result });

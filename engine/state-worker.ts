@@ -30,6 +30,8 @@ const config = (workerData as WorkerInit).config as SluiceConfig;
 /** Commit early when this many late / archived rows or bytes wait (bounds memory and transaction size). */
 const COMMIT_ROWS = 1 << 20;
 const COMMIT_BYTES = 64 << 20;
+/** how often DuckDB's memory is read for sluice_storage_memory_bytes (after a commit) */
+const MEMORY_READ_MS = 1000;
 
 function send(msg: FromState): void {
   port!.postMessage(msg);
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   let again = false;
   let scheduled = false;
   let closed = false;
+  let memoryReadAt = -Infinity;
 
   /** One commit at a time; a request during a commit runs once more afterwards. */
   const commit = async (): Promise<void> => {
@@ -68,6 +71,10 @@ async function main(): Promise<void> {
         send({ kind: 'committed', positions: checkpoint.positions, rows: r.rows, ms: r.ms, windows, late });
         if (pending.heldBytes > 0) send({ kind: 'released', bytes: pending.heldBytes });
         if (subscribed) for (const { pipeline, result } of pending.results) send({ kind: 'emitted', pipeline, result });
+        if (performance.now() - memoryReadAt >= MEMORY_READ_MS) {
+          memoryReadAt = performance.now();
+          send({ kind: 'storageMemory', bytes: await storage.memoryBytes() });
+        }
       } while (again);
     })();
     try {

@@ -29,6 +29,7 @@ export const METRIC = {
   workerFailures: 'sluice_worker_failures_total',
   arenaBytes: 'sluice_arena_bytes',
   arenaCapacity: 'sluice_arena_capacity_bytes',
+  storageMemory: 'sluice_storage_memory_bytes',
   connections: 'sluice_ws_connections',
   subscribersDropped: 'sluice_subscribers_dropped_total',
   sqlQueries: 'sluice_sql_queries_total',
@@ -117,6 +118,13 @@ export class Metrics {
     });
     level(METRIC.arenaBytes, 'Bytes of received batches held in the shared-memory slab arena.', (s) => s.arenaBytesInUse);
     level(METRIC.arenaCapacity, 'Capacity of the slab arena (workers.queue); ingest pushes back when it is full.', (s) => s.arenaBytesCapacity);
+    new Gauge({
+      name: METRIC.storageMemory, help: 'DuckDB\'s own memory (its buffer pool: cached table blocks, rows not yet checkpointed into the file, query state), read after a commit at most once a second; absent before the first commit.', registers,
+      collect() {
+        const s = snapshot();
+        if (s !== null && s.storageMemoryBytes !== null) this.set(s.storageMemoryBytes);
+      },
+    });
     // Kafka mode (DESIGN.md A7) reports per partition; standalone has no samples.
     new Gauge({ name: METRIC.kafkaLag, help: 'Messages between the committed offset and the end of each assigned partition (Kafka mode).', labelNames: ['topic', 'partition'], registers });
   }

@@ -109,7 +109,7 @@ test('defaults: an empty document gives every default and no streams', () => {
         host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16,
         sql: { maxRows: 100_000, timeout: 30_000 }, subscribe: { maxBuffered: 16 * 2 ** 20 },
       },
-      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error', threads: 'auto', walCheckpoint: 256 * 2 ** 20 },
+      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error', threads: 'auto', walCheckpoint: 256 * 2 ** 20, memoryLimit: 'auto' },
       workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20, heap: 2 ** 31 },
       streams: {},
       pipelines: {},
@@ -152,14 +152,14 @@ test('the A2 example normalises durations, sizes and windows', () => {
 test('the values given in the file win over the defaults', () => {
   const c = parseConfig(`
 server: { host: 0.0.0.0, port: 0, maxPayload: 1MiB, idleTimeout: 0, credits: 4, auth: { tokens: [a, b, a] }, sql: { maxRows: 10, timeout: 2s }, subscribe: { maxBuffered: 1MiB } }
-storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1s }, threads: 2, walCheckpoint: 64MiB }
+storage: { dir: /var/lib/sluice, parquet: { every: 30s }, checkpoint: { every: 1s }, threads: 2, walCheckpoint: 64MiB, memoryLimit: 1GiB }
 workers: { threads: 3 }
 ${BASE_YAML}`, { env: {} });
   assert.deepEqual(c.server, {
     host: '0.0.0.0', port: 0, maxPayload: 2 ** 20, idleTimeout: 0, credits: 4, auth: { tokens: ['a', 'b'] },
     sql: { maxRows: 10, timeout: 2_000 }, subscribe: { maxBuffered: 2 ** 20 },
   });
-  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error', threads: 2, walCheckpoint: 64 * 2 ** 20 });
+  assert.deepEqual(c.storage, { dir: '/var/lib/sluice', parquet: { every: 30_000 }, checkpoint: { every: 1_000 }, onPipelineChange: 'error', threads: 2, walCheckpoint: 64 * 2 ** 20, memoryLimit: 2 ** 30 });
   assert.equal(c.workers.threads, 3);
 });
 
@@ -384,6 +384,10 @@ const PROBLEMS: { name: string; edit: (t: Tree) => void; env?: NodeJS.ProcessEnv
     line: 'storage.threads: expected auto or an integer from 1 to 256' },
   { name: 'WAL checkpoint too small', edit: (t) => set(t, 'storage.walCheckpoint', '64KiB'),
     line: 'storage.walCheckpoint: must be between 1MiB and 1TiB' },
+  { name: 'memory limit too small', edit: (t) => set(t, 'storage.memoryLimit', '1MiB'),
+    line: 'storage.memoryLimit: must be between 16MiB and 1PiB' },
+  { name: 'memory limit neither auto nor a size', edit: (t) => set(t, 'storage.memoryLimit', 'lots'),
+    line: 'storage.memoryLimit: expected auto or a size like 16MiB' },
   { name: 'archive', edit: (t) => set(t, 'streams.bids.archive', 'yes'),
     line: 'streams.bids.archive: expected true or false' },
   { name: 'ack', edit: (t) => set(t, 'streams.bids.ack', 'fsync'),

@@ -240,12 +240,14 @@ test('results and late rows read back exactly: null keys, int64 beyond 2^53, uni
   }
 });
 
-test('DuckDB runs with storage.threads (auto: the cores the pool leaves) and storage.walCheckpoint as its checkpoint_threshold', async (t) => {
+test('DuckDB runs with storage.threads (auto: the cores the pool leaves), storage.walCheckpoint as its checkpoint_threshold and storage.memoryLimit as its memory_limit', async (t) => {
   const base = config(EVENTS_YAML, tempDir(t));
   const settings = async (storage: Partial<SluiceConfig['storage']>, workers: Partial<SluiceConfig['workers']> = {}): Promise<unknown[]> => {
     const s = await Storage.open({ ...base, storage: { ...base.storage, dir: tempDir(t), ...storage }, workers: { ...base.workers, ...workers } });
     try {
-      return (await s.query("SELECT current_setting('threads')::BIGINT, current_setting('checkpoint_threshold')")).rows[0]!;
+      const [threads, threshold, limit] = (await s.query("SELECT current_setting('threads')::BIGINT, current_setting('checkpoint_threshold'), current_setting('memory_limit')")).rows[0]!;
+      // DuckDB's own default limit is a share of this host's memory: only the explicit one is known
+      return storage.memoryLimit === undefined || storage.memoryLimit === 'auto' ? [threads, threshold] : [threads, threshold, limit];
     } finally {
       await s.close();
     }
@@ -254,6 +256,23 @@ test('DuckDB runs with storage.threads (auto: the cores the pool leaves) and sto
   assert.deepEqual(await settings({}), [resolveStorageThreads(base), '256.0 MiB']);
   assert.deepEqual(await settings({ threads: 3, walCheckpoint: 32 * 2 ** 20 }), [3, '32.0 MiB']);
   assert.deepEqual(await settings({}, { threads: 1 }), [Math.max(1, availableParallelism() - 1), '256.0 MiB']);
+  assert.deepEqual(await settings({ memoryLimit: 96 * 2 ** 20 }), [resolveStorageThreads(base), '256.0 MiB', '96.0 MiB']);
+});
+
+test('memoryBytes() is DuckDB\'s buffer pool: it grows with the blocks it caches and stays under memoryLimit', async (t) => {
+  const base = config(EVENTS_YAML, tempDir(t));
+  const s = await Storage.open({ ...base, storage: { ...base.storage, memoryLimit: 64 * 2 ** 20 } });
+  try {
+    const before = await s.memoryBytes();
+    // 96 MB of doubles that do not compress, more than the limit, read back so that their blocks are cached
+    await s.query('CREATE TABLE filler AS SELECT random() AS x, random() AS y FROM range(6000000)');
+    await s.query('SELECT sum(x), sum(y) FROM filler');
+    const after = await s.memoryBytes();
+    assert.ok(after > before + (8 << 20), `DuckDB memory ${before} -> ${after} bytes for 96 MB of rows`);
+    assert.ok(after <= 64 * 2 ** 20, `DuckDB memory ${after} bytes over the 64 MiB limit`);
+  } finally {
+    await s.close();
+  }
 });
 
 test('query() gives JSON-ready values: big integers as strings, timestamps as ISO-8601, NaN as text', async (t) => {

@@ -95,6 +95,7 @@ describe('/metrics', () => {
         sluice_batch_latency_seconds: 'histogram',
         sluice_flush_duration_seconds: 'histogram',
         sluice_pool_queue_depth: 'gauge',
+        sluice_storage_memory_bytes: 'gauge',
         sluice_kafka_consumer_lag: 'gauge',
         sluice_process_cpu_user_seconds_total: 'counter',
         sluice_nodejs_heap_size_used_bytes: 'gauge',
@@ -128,6 +129,10 @@ describe('/metrics', () => {
       assert.equal(get('sluice_batch_latency_seconds_count'), 6);
       assert.ok(get('sluice_flush_duration_seconds_count') >= 1);
       assert.equal(get('sluice_pool_queue_depth'), 0);
+      // DuckDB's memory, read after the first commit (the flush's at the latest): the tables
+      // above hold rows, so its buffer pool is not empty; it is part of the process's RSS
+      const storageMemory = get('sluice_storage_memory_bytes');
+      assert.ok(storageMemory > 0 && storageMemory < get('sluice_process_resident_memory_bytes'), `sluice_storage_memory_bytes ${storageMemory}`);
       assert.equal(get('sluice_ws_connections{route="ingest"}'), 1);
       await ws.close();
     } finally {

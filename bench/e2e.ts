@@ -17,7 +17,8 @@
  *     gen at `firstSendAt + (its first event time − start)`. Event-to-result latency is the time
  *     from that send to the poll that saw the row (so it includes the trip over the socket and
  *     up to POLL_MS of polling).
- *   - soak: the same case at full rate for 60 s (20 s with --quick), RSS sampled throughout.
+ *   - soak: the same case at full rate for 30 s of warm-up + 60 s (1 + 20 s with --quick), RSS
+ *     and DuckDB's own memory (sluice_storage_memory_bytes) sampled throughout.
  *
  * DuckDB does the same work in the same run (bench/engine.ts runDuckDB): the same generated bids
  * appended through data chunks into a DuckDB file, then the pipeline's SQL; every row of the
@@ -71,6 +72,23 @@ interface Sample {
   readonly t: number;
   readonly events: number;
   readonly rssMiB: number;
+  /** DuckDB's own memory (sluice_storage_memory_bytes); null before the first commit */
+  readonly storageMiB: number | null;
+}
+
+/** Least-squares slope of RSS (MiB per second) over samples; with `lessStorage`, of RSS minus DuckDB's memory. */
+export function rssSlope(samples: readonly Sample[], lessStorage: boolean): number | null {
+  const points = samples.filter((s) => !lessStorage || s.storageMiB !== null).map((s) => [s.t, s.rssMiB - (lessStorage ? s.storageMiB! : 0)] as const);
+  if (points.length < 2) return null;
+  const mt = points.reduce((a, [t]) => a + t, 0) / points.length;
+  const mv = points.reduce((a, [, v]) => a + v, 0) / points.length;
+  let num = 0;
+  let den = 0;
+  for (const [t, v] of points) {
+    num += (t - mt) * (v - mv);
+    den += (t - mt) ** 2;
+  }
+  return den === 0 ? null : num / den;
 }
 
 export interface E2eRow extends Case {
@@ -85,6 +103,12 @@ export interface E2eRow extends Case {
   readonly rssStartMiB: number;
   readonly rssEndMiB: number;
   readonly rssMaxMiB: number;
+  /** RSS growth over the measured interval (least squares, MiB/s), and the same without DuckDB's own memory */
+  readonly rssSlopeMiBps: number | null;
+  readonly rssLessStorageSlopeMiBps: number | null;
+  /** DuckDB's own memory at the start and end of the measured interval (null before a commit) */
+  readonly storageStartMiB: number | null;
+  readonly storageEndMiB: number | null;
   /** CPU seconds per wall second of the server and of gen while measuring (Linux; else null) */
   readonly serverCores: number | null;
   readonly genCores: number | null;
@@ -141,6 +165,7 @@ class Sampler {
         t: (performance.now() - this.t0) / 1000,
         events: metricSum(text, METRIC.ingestEvents),
         rssMiB: metricSum(text, 'sluice_process_resident_memory_bytes') / 2 ** 20,
+        storageMiB: /^sluice_storage_memory_bytes /m.test(text) ? metricSum(text, 'sluice_storage_memory_bytes') / 2 ** 20 : null,
       });
     } catch {
       // the server is stopping
@@ -290,6 +315,13 @@ const LATENCY_BATCH_ROWS = 16_384;
  * warms up longer than the matrix's 3 s.
  */
 const LATENCY_WARMUP_S = 5;
+/**
+ * The soak's warm-up. In the first minute at full rate the JS heaps and the allocators' arenas
+ * grow to their working size (RSS less DuckDB's memory: ~600 → ~700 MiB, then 700–754 MiB from
+ * 60 s to 300 s in a 300 s run); the target is RSS flat at the steady rate, so the 60 s are
+ * measured after 30 s at full rate.
+ */
+const SOAK_WARMUP_S = 30;
 
 /** DuckDB's events/s for the same bids (gen's seed 1 and shape), archive off and on. */
 async function duckdbBaseline(events: number): Promise<{ off: number; on: number }> {
@@ -306,6 +338,8 @@ function row(spec: RunSpec, r: RunResult, duckdb: number): E2eRow {
     ackP50Ms: r.gen.ackLatencyMs.p50, ackP99Ms: r.gen.ackLatencyMs.p99,
     rssStartMiB: Math.round(rss[0]?.rssMiB ?? 0), rssEndMiB: Math.round(rss[rss.length - 1]?.rssMiB ?? 0),
     rssMaxMiB: Math.round(Math.max(0, ...rss.map((s) => s.rssMiB))),
+    rssSlopeMiBps: round2(rssSlope(measured, false)), rssLessStorageSlopeMiBps: round2(rssSlope(measured, true)),
+    storageStartMiB: round2(measured[0]?.storageMiB ?? null), storageEndMiB: round2(measured[measured.length - 1]?.storageMiB ?? null),
     serverCores: r.serverCores === null ? null : Math.round(r.serverCores * 100) / 100,
     genCores: r.genCores === null ? null : Math.round(r.genCores * 100) / 100,
     duckdb: Math.round(duckdb), resultLatencyMs: r.latency, samples: r.samples, ok: r.gen.ok,
@@ -366,10 +400,11 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   }
   if (parts.has('soak')) {
     const base: Case = best === undefined ? LATENCY_CASE : { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
-    const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000 };
-    log(`e2e: soak — ${describe(spec)} for ${spec.seconds} s ...`);
+    const spec: RunSpec = { ...base, kind: 'soak', rate: 0, warmup: quick ? warmup : SOAK_WARMUP_S, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000 };
+    log(`e2e: soak — ${describe(spec)} for ${spec.warmup} + ${spec.seconds} s ...`);
     const out = row(spec, await runOnce(spec), duck.off);
-    log(`     ${millions(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB})`);
+    log(`     ${millions(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB}), ${slope(out.rssSlopeMiBps)}; `
+      + `DuckDB's memory ${out.storageStartMiB ?? '-'} → ${out.storageEndMiB ?? '-'} MiB; RSS less DuckDB's ${slope(out.rssLessStorageSlopeMiBps)}`);
     rows.push(out);
   }
   mkdirSync(outDir, { recursive: true });
@@ -401,6 +436,8 @@ function chartSeries(rows: E2eRow[]): Series[] {
   });
 }
 
+const slope = (v: number | null): string => (v === null ? '-' : `${v >= 0 ? '+' : ''}${v.toFixed(2)} MiB/s`);
+const round2 = (v: number | null): number | null => (v === null ? null : Math.round(v * 100) / 100);
 const ms = (v: number | null): string => (v === null ? '-' : `${v.toFixed(1)} ms`);
 
 export function e2eTable(report: E2eReport): string {

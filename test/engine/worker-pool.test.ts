@@ -5,7 +5,9 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { configFromObject } from '../../engine/config.js';
+import { Sluice } from '../../engine/runtime.js';
 import { SlabArena } from '../../engine/slab-arena.js';
 import { WorkerPool } from '../../engine/worker-pool.js';
 import { bidsConfig, freshDir, removeFreshDirs } from '../helpers/oracle.js';
@@ -44,3 +46,27 @@ test('the arena is resident once made (its pages are touched up front)', () => {
   assert.equal(arena.capacityBytes, 96 << 20);
   assert.ok(grown >= 90 << 20, `RSS grew ${grown >> 20} MiB for a 96 MiB arena`);
 });
+
+/** nice value of every thread of this process, by thread id (Linux /proc) */
+function threadNice(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // fields after "(comm)": state is field 3, nice field 19
+    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return out;
+}
+
+test('the state thread runs at nice 4 on Linux, the rest of the process as it was', { skip: process.platform !== 'linux' }, async () => {
+  const before = threadNice();
+  const engine = await Sluice.open(bidsConfig({ dir: freshDir(), threads: 1, pipelines: {} }));
+  try {
+    const added = [...threadNice()].filter(([tid]) => !before.has(tid));
+    assert.ok(added.some(([, nice]) => nice === 4), `new threads' nice values: ${added.map(([, n]) => n).join(', ')}`);
+    assert.equal(threadNice().get(process.pid), before.get(process.pid));
+  } finally {
+    await engine.close();
+  }
+});
+

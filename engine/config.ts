@@ -235,7 +235,7 @@ const storageSchema = strict('storage', {
   /** DuckDB's threads (appends, commits, queries); auto: the cores the worker pool leaves, at least 1 */
   threads: threadsSchema.default('auto'),
   /** DuckDB's WAL size that triggers a checkpoint of the database file (its checkpoint_threshold) */
-  walCheckpoint: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('256MiB'),
+  walCheckpoint: size(1 << 20, 2 ** 40, '1MiB and 1TiB').prefault('64MiB'),
   /** DuckDB's memory_limit; auto: DuckDB's own default (80 % of the host's memory) */
   memoryLimit: size(16 << 20, 2 ** 50, '16MiB and 1PiB', 'auto').default('auto'),
 });

@@ -109,7 +109,7 @@ test('defaults: an empty document gives every default and no streams', () => {
         host: '127.0.0.1', port: 8080, maxPayload: 16 * 2 ** 20, idleTimeout: 120_000, credits: 16,
         sql: { maxRows: 100_000, timeout: 30_000 }, subscribe: { maxBuffered: 16 * 2 ** 20 },
       },
-      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error', threads: 'auto', walCheckpoint: 256 * 2 ** 20, memoryLimit: 'auto' },
+      storage: { dir: './data', parquet: { every: 60_000 }, checkpoint: { every: 5_000 }, onPipelineChange: 'error', threads: 'auto', walCheckpoint: 64 * 2 ** 20, memoryLimit: 'auto' },
       workers: { threads: 'auto', queue: 256 * 2 ** 20, coalesce: 2 ** 20, heap: 2 ** 31 },
       streams: {},
       pipelines: {},

@@ -253,10 +253,10 @@ test('DuckDB runs with storage.threads (auto: the cores the pool leaves), storag
     }
   };
   assert.equal(base.storage.threads, 'auto');
-  assert.deepEqual(await settings({}), [resolveStorageThreads(base), '256.0 MiB']);
+  assert.deepEqual(await settings({}), [resolveStorageThreads(base), '64.0 MiB']);
   assert.deepEqual(await settings({ threads: 3, walCheckpoint: 32 * 2 ** 20 }), [3, '32.0 MiB']);
-  assert.deepEqual(await settings({}, { threads: 1 }), [Math.max(1, availableParallelism() - 1), '256.0 MiB']);
-  assert.deepEqual(await settings({ memoryLimit: 96 * 2 ** 20 }), [resolveStorageThreads(base), '256.0 MiB', '96.0 MiB']);
+  assert.deepEqual(await settings({}, { threads: 1 }), [Math.max(1, availableParallelism() - 1), '64.0 MiB']);
+  assert.deepEqual(await settings({ memoryLimit: 96 * 2 ** 20 }), [resolveStorageThreads(base), '64.0 MiB', '96.0 MiB']);
 });
 
 test('memoryBytes() is DuckDB\'s buffer pool: it grows with the blocks it caches and stays under memoryLimit', async (t) => {

@@ -340,8 +340,8 @@ function row(spec: RunSpec, r: RunResult, duckdb: number): E2eRow {
     rssMaxMiB: Math.round(Math.max(0, ...rss.map((s) => s.rssMiB))),
     rssSlopeMiBps: round2(rssSlope(measured, false)), rssLessStorageSlopeMiBps: round2(rssSlope(measured, true)),
     storageStartMiB: round2(measured[0]?.storageMiB ?? null), storageEndMiB: round2(measured[measured.length - 1]?.storageMiB ?? null),
-    serverCores: r.serverCores === null ? null : Math.round(r.serverCores * 100) / 100,
-    genCores: r.genCores === null ? null : Math.round(r.genCores * 100) / 100,
+    serverCores: round2(r.serverCores),
+    genCores: round2(r.genCores),
     duckdb: Math.round(duckdb), resultLatencyMs: r.latency, samples: r.samples, ok: r.gen.ok,
   };
 }

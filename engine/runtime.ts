@@ -720,4 +720,3 @@ function nextPow2(n: number): number {
   while (p < n) p *= 2;
   return p;
 }
-

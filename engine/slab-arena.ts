@@ -115,4 +115,3 @@ function prefault(buffer: SharedArrayBuffer): SharedArrayBuffer {
   for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 0;
   return buffer;
 }
-

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const stored = storage.checkpoint;
   const parts = stored === null ? new Map<number, Uint8Array>() : await storage.readParts(stored.partIds);
   const core = new StateCore(config, StateCore.restoreFrom(stored?.state ?? null, parts), storage.fresh);
-  send({ kind: 'ready', positions: core.positions(), restored: storage.checkpoint !== null });
+  send({ kind: 'ready', positions: core.positions(), restored: stored !== null });
 
   let subscribed = false;
   let committing: Promise<void> | null = null;
@@ -94,7 +94,11 @@ async function main(): Promise<void> {
         if (subscribed) for (const { pipeline, result } of pending.results) send({ kind: 'emitted', pipeline, result });
         if (performance.now() - memoryReadAt >= MEMORY_READ_MS) {
           memoryReadAt = performance.now();
-          send({ kind: 'storageMemory', bytes: await storage.memoryBytes() });
+          try {
+            send({ kind: 'storageMemory', bytes: await storage.memoryBytes() });
+          } catch {
+            // a gauge: a failed read skips a sample; it must not fail the commit that succeeded
+          }
         }
       } while (again);
     })();

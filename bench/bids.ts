@@ -58,6 +58,8 @@ export interface BidStatsOptions {
   /** tumbling window size in ms (default 10 s) */
   readonly windowMs?: number;
   readonly parquetEvery: string;
+  /** storage.memoryLimit (DuckDB's buffer pool), when not DuckDB's default */
+  readonly memoryLimit?: string;
   /** other top-level sections (server, workers) */
   readonly extra?: Record<string, unknown>;
 }
@@ -69,7 +71,7 @@ export interface BidStatsOptions {
 export function bidStatsConfig(o: BidStatsOptions): Record<string, unknown> {
   return {
     ...o.extra,
-    storage: { dir: o.dir, checkpoint: { every: '5s' }, parquet: { every: o.parquetEvery } },
+    storage: { dir: o.dir, checkpoint: { every: '5s' }, parquet: { every: o.parquetEvery }, ...(o.memoryLimit === undefined ? {} : { memoryLimit: o.memoryLimit }) },
     streams: {
       bids: {
         schema: { ...BID_COLUMNS },

@@ -20,7 +20,8 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { makeSchema, sliceBatch, type Batch, type StringColumn, type Float64Column, type TimestampColumn, type Int64Column } from '../engine/schema.js';
 import { compilePipeline } from '../engine/plan.js';
 import { WindowAggregator } from '../engine/window-aggregate.js';
-import { serializePartial } from '../native-free-kernels/partial.js';
+import { WindowState } from '../engine/window-state.js';
+import { deserializePartial, serializePartial } from '../native-free-kernels/partial.js';
 import { checkExpression, compileFilter } from '../native-free-kernels/expression/index.js';
 import { decodeArrow } from '../native-free-kernels/decode-arrow.js';
 import { decodeMsgpack } from '../native-free-kernels/decode-msgpack.js';
@@ -171,6 +172,9 @@ async function duckdbRates(
 
 // --- the suite ----------------------------------------------------------------------------------
 
+/** the batch size of the partials the merge case merges */
+const MERGE_BATCH_ROWS = 16_384;
+
 export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow[]> {
   const log = opts.log;
   const rows = opts.quick ? 262_144 : 1_048_576;
@@ -203,6 +207,10 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
   const aggregator = new WindowAggregator(plan);
   const cnt = new Float64Array(4 * KEYS), sum = new Float64Array(4 * KEYS), mn = new Float64Array(4 * KEYS), mx = new Float64Array(4 * KEYS);
 
+  // what the state thread receives: one serialized partial per 16 K-row batch (the e2e latency
+  // run's batches), merged into the open windows
+  const partials = splitBatch(data, MERGE_BATCH_ROWS).map((b, i) => serializePartial(aggregator.run(b, i)));
+
   const time = opts.quick ? 400 : 2000;
   const bench = new Bench({ time, warmupTime: opts.quick ? 100 : 500 });
   let sink = 0;
@@ -216,6 +224,11 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
     .add('filter baseline', () => { sink += baselineFilter(batches, sel); })
     .add('pipeline', () => { for (const [i, b] of batches.entries()) sink += aggregator.run(b, i).groups; })
     .add('pipeline+partial', () => { for (const [i, b] of batches.entries()) sink += serializePartial(aggregator.run(b, i)).byteLength; })
+    .add('merge partials', () => {
+      const st = new WindowState(plan);
+      for (const buf of partials) st.merge(deserializePartial(buf));
+      sink += st.openGroups;
+    })
     .add('pipeline baseline', () => { baselinePipeline(batches, cnt, sum, mn, mx); sink += cnt[0]!; });
   log('running Sluice kernels and baselines ...');
   await bench.run();
@@ -273,6 +286,16 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<BenchRow
       baseline: null,
       duckdb1: d1.pipeline!,
       duckdbAll: dAll.pipeline!,
+    },
+    {
+      // the state thread's side: those partials (one per 16 K rows here) merged into the
+      // open windows' tables
+      name: `partials of ${MERGE_BATCH_ROWS / 1024} K rows merged`,
+      rows,
+      sluice: rate(bench, 'merge partials', rows),
+      baseline: null,
+      duckdb1: null,
+      duckdbAll: null,
     },
   ];
   return results;

@@ -72,12 +72,20 @@ interface Bucket extends Stored {
   readonly state: AggState;
 }
 
+/** above this many distinct window starts in one partial, merge looks them up in a Map */
+const MAX_SCANNED_STARTS = 32;
+
 export class WindowState {
   readonly plan: PipelinePlan;
   private readonly keySpecs: KeySpec[];
   private readonly buckets = new Map<number, Bucket>();
   private readonly sessions: SessionStore | null;
   private scratchGids = new Int32Array(1024);
+  /** merge's scratch: the distinct window starts of a partial, each entry's window, the split */
+  private readonly starts: number[] = [];
+  private scratchBucketOf = new Int32Array(1024);
+  private scratchOffsets = new Int32Array(64);
+  private scratchOrder = new Int32Array(1024);
   /**
    * Every window with end + lateness ≤ this was emitted (tumbling / hopping). A partial entry
    * for such a window means a late event reached the state: the workers route those to
@@ -109,27 +117,42 @@ export class WindowState {
       this.sessions.merge(p);
       return;
     }
-    // Split the partial's entries by window: counting sort over the distinct starts.
+    // Split the partial's entries by window: counting sort over the distinct starts. A partial
+    // spans a few windows and lists each window's entries together, so the start of the previous
+    // entry is nearly always the next one's; a miss scans the few starts seen (a Map keyed by
+    // doubles would box a heap number per lookup: measured, this split and the garbage it made
+    // were a third of the state thread's time). Scratch arrays are reused across partials.
     const G = p.groups;
-    const starts: number[] = [];
-    const bucketOf = new Int32Array(G);
-    const index = new Map<number, number>();
+    const ws = p.windowStart;
+    const starts = this.starts;
+    starts.length = 0;
+    let index: Map<number, number> | null = null;
+    const bucketOf = (this.scratchBucketOf = grown(this.scratchBucketOf, G));
+    let last = NaN;
+    let lastB = -1;
     for (let g = 0; g < G; g++) {
-      const s = p.windowStart[g]!;
-      let b = index.get(s);
-      if (b === undefined) {
-        b = starts.length;
-        starts.push(s);
-        index.set(s, b);
+      const s = ws[g]!;
+      if (s !== last) {
+        lastB = index !== null ? (index.get(s) ?? -1) : starts.indexOf(s);
+        if (lastB < 0) {
+          lastB = starts.length;
+          starts.push(s);
+          if (index !== null) index.set(s, lastB);
+          else if (starts.length > MAX_SCANNED_STARTS) index = new Map(starts.map((x, i) => [x, i]));
+        }
+        last = s;
       }
-      bucketOf[g] = b;
+      bucketOf[g] = lastB;
     }
-    const offsets = new Int32Array(starts.length + 1);
+    const W = starts.length;
+    const offsets = (this.scratchOffsets = grown(this.scratchOffsets, 2 * W + 1));
+    offsets.fill(0, 0, W + 1);
     for (let g = 0; g < G; g++) offsets[bucketOf[g]! + 1]!++;
-    for (let b = 0; b < starts.length; b++) offsets[b + 1]! += offsets[b]!;
-    const order = new Int32Array(G);
-    const fill = offsets.slice(0, starts.length);
-    for (let g = 0; g < G; g++) order[fill[bucketOf[g]!]!++] = g;
+    for (let b = 0; b < W; b++) offsets[b + 1]! += offsets[b]!;
+    // fill cursors in offsets[W + 1 ..]
+    for (let b = 0; b < W; b++) offsets[W + 1 + b] = offsets[b]!;
+    const order = (this.scratchOrder = grown(this.scratchOrder, G));
+    for (let g = 0; g < G; g++) order[offsets[W + 1 + bucketOf[g]!]!++] = g;
 
     for (let b = 0; b < starts.length; b++) {
       const start = starts[b]!;
@@ -152,7 +175,7 @@ export class WindowState {
       }
       bucket.version++;
       const sel = order.subarray(offsets[b]!, offsets[b + 1]!);
-      mergeInto(bucket.table, bucket.state, this.plan, p, sel, this.gidsFor(sel.length));
+      mergeInto(bucket.table, bucket.state, this.plan, p, sel, (this.scratchGids = grown(this.scratchGids, sel.length)));
     }
   }
 
@@ -279,13 +302,14 @@ export class WindowState {
     return { rows, windowStart, windowEnd, keys: parts.map(concatColumns), values };
   }
 
-  private gidsFor(n: number): Int32Array {
-    if (this.scratchGids.length < n) this.scratchGids = new Int32Array(Math.max(n, this.scratchGids.length * 2));
-    return this.scratchGids;
-  }
 }
 
 /** Merge partial entries `sel` into (table, state): look their keys up, then fold states. */
+/** `a` when it holds n, else a larger array (contents not kept). */
+function grown(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  return a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length));
+}
+
 function mergeInto(table: GroupTable, state: AggState, plan: PipelinePlan, p: Partial, sel: Int32Array, gids: Int32Array): void {
   const inputs: KeyInput[] = p.keys.map((c) => keyInputOf(table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
   table.insert(inputs, sel, sel.length, gids);

@@ -7,7 +7,10 @@
  *   fused   the per-row update as a code fragment; the plan compiles the fragments of all its
  *           aggregates into ONE loop over the rows (fused-aggregate.ts)
  *   addRows an update loop of its own, for the sketch aggregates (one object per group)
- *   merge   fold group srcRows[i] of another state into group dstGids[i] of this one
+ *   mergeCode  folding group srcRows[i] of another state into group dstGids[i] of this one, as
+ *           a code fragment: mergeStates compiles the fragments of all its aggregates into ONE
+ *           loop over the groups (fused-merge.ts)
+ *   mergeRows  a merge loop of its own, for the sketch aggregates
  *   final   the output value of one group (null = SQL NULL)
  *
  * State lives in an AggState (aggregate-state.ts): aggregate k of group g starts at
@@ -33,6 +36,7 @@ import type { AggState, StateShape } from './aggregate-state.js';
 import { sluiceError } from '../engine/errors.js';
 import { doubleHi, doubleLo, fmix32, hashCombine, hashString } from './hash.js';
 import { dd, ddAdd, ddDiv, ddSquare, twoSum } from './double-double.js';
+import { mergeLoopFor } from './fused-merge.js';
 import { HyperLogLog } from './hyperloglog.js';
 import { QuantileSketch } from './quantile-sketch.js';
 
@@ -70,7 +74,16 @@ export interface AggregateKernel {
   /** fused per-row update, or null when the kernel brings its own loop (`addRows`) */
   readonly fused: FusedAdd | null;
   readonly addRows: ((st: AggState, k: number, gids: Int32Array, rows: Int32Array, n: number, arg: Column | null, ctx: AddContext) => void) | null;
-  merge(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void;
+  /**
+   * The merge of one group as JavaScript statements, spliced into the fused merge loop
+   * (fused-merge.ts), or null when the kernel brings its own loop (`mergeRows`). The shared
+   * counts are merged by the loop before the fragments run. Names in scope: `d` / `s` (the
+   * destination / source state data), `db` / `sb` (this aggregate's first field in the
+   * destination / source group) and `dc` / `sc` (their shared counts; meaningless when the
+   * kernel is not counted).
+   */
+  readonly mergeCode: string | null;
+  readonly mergeRows: ((dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number) => void) | null;
   final(st: AggState, k: number, g: number): number | null;
 }
 
@@ -87,29 +100,6 @@ export interface AggregateDef {
 
 const NUMERIC: readonly ColumnType[] = ['int32', 'int64', 'float64'];
 const ORDERED: readonly ColumnType[] = ['int32', 'int64', 'float64', 'timestamp', 'bool'];
-
-/**
- * Loop over (dst group, src group) pairs: the bases of aggregate k's own fields in both states
- * (db, sb), and of its count fields (dc, sc; meaningless when the kernel is not counted).
- */
-function pairs(
-  dst: AggState,
-  k: number,
-  dstGids: Int32Array,
-  src: AggState,
-  srcRows: Int32Array,
-  n: number,
-  body: (d: Float64Array, db: number, s: Float64Array, sb: number, dc: number, sc: number) => void,
-): void {
-  const dStride = dst.layout.stride, dOff = dst.layout.offsets[k]!, dCnt = dst.layout.countOffsets[k]!;
-  const sStride = src.layout.stride, sOff = src.layout.offsets[k]!, sCnt = src.layout.countOffsets[k]!;
-  const d = dst.data, s = src.data;
-  for (let i = 0; i < n; i++) {
-    const dr = dstGids[i]! * dStride;
-    const sr = srcRows[i]! * sStride;
-    body(d, dr + dOff, s, sr + sOff, dr + dCnt, sr + sCnt);
-  }
-}
 
 function base(st: AggState, k: number, g: number): number {
   return g * st.layout.stride + st.layout.offsets[k]!;
@@ -145,12 +135,20 @@ export function mergeStates(
     // e.g. a checkpoint of `select` in another order: merging would mix up the aggregates
     throw sluiceError('INTERNAL', `aggregate states of different layouts cannot merge: ${sl.signature} into ${dl.signature}`);
   }
-  const d = dst.data, s = src.data;
-  dl.counts.forEach((c, j) => {
-    const dOff = c.offset, sOff = sl.counts[j]!.offset;
-    for (let i = 0; i < n; i++) d[dstGids[i]! * dl.stride + dOff]! += s[srcRows[i]! * sl.stride + sOff]!;
-  });
-  kernels.forEach((kernel, k) => kernel.merge(dst, k, dstGids, src, srcRows, n));
+  // equal signatures: equal offsets and strides, so one layout's loop serves both states
+  mergeLoopFor(kernels, dl)(dst.data, dstGids, src.data, srcRows, n);
+  kernels.forEach((kernel, k) => kernel.mergeRows?.(dst, k, dstGids, src, srcRows, n));
+}
+
+/**
+ * (d[h], d[h + 1]) += (s[g], s[g + 1]) in double-double: the operations of ddAdd
+ * (double-double.ts) in its order, so that the result is the same to the bit.
+ */
+function ddMergeCode(h: string, g: string): string {
+  return `{ const ah = d[${h}], bh = s[${g}], t = ah + bh, bb = t - ah;
+        const e = ah - (t - bb) + (bh - bb) + d[${h} + 1] + s[${g} + 1];
+        const u = t + e, uu = u - t;
+        d[${h} + 1] = t - (u - uu) + (e - uu); d[${h}] = u; }`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,9 +161,9 @@ const countKernel: AggregateKernel = {
   counted: true,
   fused: null,
   addRows: null,
-  merge() {
-    // the shared count is merged by mergeStates
-  },
+  // the shared count is merged by the loop
+  mergeCode: '',
+  mergeRows: null,
   final(st, k, g) {
     return countOf(st, k, g);
   },
@@ -177,22 +175,11 @@ const countKernel: AggregateKernel = {
 const SUM_F64_ADD = `{ const a = S[b]; const s = a + x; const bb = s - a;
         S[b + 1] += a - (s - bb) + (x - bb); S[b] = s; }`;
 
-function mergeSumF64(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
-    if (s[sc] === 0) return;
-    const plain = d[db]! + s[sb]!;
-    if (Number.isFinite(plain)) {
-      ddAdd(d[db]!, d[db + 1]!, s[sb]!, s[sb + 1]!);
-      d[db] = dd.hi;
-      d[db + 1] = dd.lo;
-    } else {
-      // ±Infinity or NaN (an infinite input, or an overflowing total): IEEE addition is the
-      // answer, and the low word (NaN by then) must not leak into it
-      d[db] = plain;
-      d[db + 1] = 0;
-    }
-  });
-}
+// ±Infinity or NaN (an infinite input, or an overflowing total): IEEE addition is the answer,
+// and the low word (NaN by then) must not leak into it
+const SUM_F64_MERGE = `if (s[sc] !== 0) {
+        if (Number.isFinite(d[db] + s[sb])) ${ddMergeCode('db', 'sb')}
+        else { d[db] = d[db] + s[sb]; d[db + 1] = 0; } }`;
 
 /** The double-double sum rounded once (an infinite or NaN hi is the answer: lo is then meaningless). */
 function ddValue(hi: number, lo: number): number {
@@ -208,7 +195,8 @@ function sumF64(avg: boolean): AggregateKernel {
     counted: true,
     fused: { input: 'f64', code: SUM_F64_ADD },
     addRows: null,
-    merge: mergeSumF64,
+    mergeCode: SUM_F64_MERGE,
+    mergeRows: null,
     final(st, k, g) {
       const b = base(st, k, g);
       const n = countOf(st, k, g);
@@ -235,21 +223,17 @@ const SUM_I64_ADD = 'S[b] += lo & 0xffff; S[b + 1] += lo >>> 16; S[b + 2] += hi;
 // an int32's high word is its sign: 0 or -1
 const SUM_I32_ADD = 'S[b] += x & 0xffff; S[b + 1] += (x >>> 16) & 0xffff; S[b + 2] += x >> 31;';
 
-function mergeSumInt(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
-    if (s[sc] === 0) return;
-    let a0 = d[db]! + s[sb]!;
-    let a1 = d[db + 1]! + s[sb + 1]!;
-    const k0 = Math.floor(a0 / 65536);
-    a0 -= k0 * 65536;
-    a1 += k0;
-    const k1 = Math.floor(a1 / 65536);
-    a1 -= k1 * 65536;
-    d[db] = a0;
-    d[db + 1] = a1;
-    d[db + 2] = d[db + 2]! + s[sb + 2]! + k1;
-  });
-}
+const SUM_INT_MERGE = `if (s[sc] !== 0) {
+        let a0 = d[db] + s[sb];
+        let a1 = d[db + 1] + s[sb + 1];
+        const k0 = Math.floor(a0 / 65536);
+        a0 -= k0 * 65536;
+        a1 += k0;
+        const k1 = Math.floor(a1 / 65536);
+        a1 -= k1 * 65536;
+        d[db] = a0;
+        d[db + 1] = a1;
+        d[db + 2] = d[db + 2] + s[sb + 2] + k1; }`;
 
 /** The exact integer Σ (BigInt once per group, never per row). */
 function intTotal(data: Float64Array, b: number): bigint {
@@ -279,7 +263,8 @@ function sumInt(input: 'i32' | 'i64', avg: boolean): AggregateKernel {
     counted: true,
     fused: { input, code: input === 'i64' ? SUM_I64_ADD : SUM_I32_ADD },
     addRows: null,
-    merge: mergeSumInt,
+    mergeCode: SUM_INT_MERGE,
+    mergeRows: null,
     final(st, k, g) {
       const b = base(st, k, g);
       const n = countOf(st, k, g);
@@ -310,14 +295,8 @@ function extremum(isMax: boolean): AggregateKernel {
     counted: true,
     fused: { input: 'f64', code: isMax ? MAX_ADD : MIN_ADD },
     addRows: null,
-    merge(dst, k, dstGids, src, srcRows, n) {
-      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
-        if (s[sc] === 0) return;
-        const v = s[sb]!;
-        const cur = d[db]!;
-        if (isMax ? v > cur || v !== v : v < cur || cur !== cur) d[db] = v;
-      });
-    },
+    mergeCode: `if (s[sc] !== 0) { const v = s[sb], c = d[db]; if (${isMax ? 'v > c || v !== v' : 'v < c || c !== c'}) d[db] = v; }`,
+    mergeRows: null,
     final(st, k, g) {
       if (countOf(st, k, g) === 0) return null;
       // -0 and 0 are equal, and which one survives depends on arrival order: report 0
@@ -335,30 +314,20 @@ function extremum(isMax: boolean): AggregateKernel {
 
 function firstLast(last: boolean): AggregateKernel {
   const cmp = last ? '>=' : '<';
+  const later = last ? '>' : '<';
   return {
     inits: [0, last ? -Infinity : Infinity, 0, 0],
     sketch: null,
     counted: false,
     fused: { input: 'f64', code: `{ const t = ET[r]; if (t ${cmp} S[b + 1]) { S[b + 1] = t; S[b] = x; S[b + 2] = seq; S[b + 3] = r; } }` },
     addRows: null,
-    merge(dst, k, dstGids, src, srcRows, n) {
-      pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb) => {
-        const t = s[sb + 1]!;
-        if (t === Infinity || t === -Infinity) return;
-        const cur = d[db + 1]!;
-        // order key (t, seq, row): take src when it is earlier (first) / later (last)
-        let take: boolean;
-        if (t !== cur) take = last ? t > cur : t < cur;
-        else if (s[sb + 2] !== d[db + 2]) take = last ? s[sb + 2]! > d[db + 2]! : s[sb + 2]! < d[db + 2]!;
-        else take = last ? s[sb + 3]! > d[db + 3]! : s[sb + 3]! < d[db + 3]!;
-        if (take) {
-          d[db] = s[sb]!;
-          d[db + 1] = t;
-          d[db + 2] = s[sb + 2]!;
-          d[db + 3] = s[sb + 3]!;
-        }
-      });
-    },
+    // order key (t, seq, row): take src when it is earlier (first) / later (last)
+    mergeCode: `{ const t = s[sb + 1];
+        if (t !== Infinity && t !== -Infinity) {
+          const c = d[db + 1];
+          const take = t !== c ? t ${later} c : s[sb + 2] !== d[db + 2] ? s[sb + 2] ${later} d[db + 2] : s[sb + 3] ${later} d[db + 3];
+          if (take) { d[db] = s[sb]; d[db + 1] = t; d[db + 2] = s[sb + 2]; d[db + 3] = s[sb + 3]; } } }`,
+    mergeRows: null,
     final(st, k, g) {
       const b = base(st, k, g);
       const t = st.data[b + 1]!;
@@ -382,17 +351,7 @@ const VAR_ADD = `{
         a = S[b + 2]; s = a + p; bb = s - a; lo = S[b + 3] + (a - (s - bb) + (p - bb) + e);
         t = s + lo; S[b + 3] = lo - (t - s); S[b + 2] = t; }`;
 
-function mergeVar(dst: AggState, k: number, dstGids: Int32Array, src: AggState, srcRows: Int32Array, n: number): void {
-  pairs(dst, k, dstGids, src, srcRows, n, (d, db, s, sb, _dc, sc) => {
-    if (s[sc] === 0) return;
-    ddAdd(d[db]!, d[db + 1]!, s[sb]!, s[sb + 1]!);
-    d[db] = dd.hi;
-    d[db + 1] = dd.lo;
-    ddAdd(d[db + 2]!, d[db + 3]!, s[sb + 2]!, s[sb + 3]!);
-    d[db + 2] = dd.hi;
-    d[db + 3] = dd.lo;
-  });
-}
+const VAR_MERGE = `if (s[sc] !== 0) { ${ddMergeCode('db', 'sb')} ${ddMergeCode('db + 2', 'sb + 2')} }`;
 
 /**
  * Sample variance from the double-double sums, or null for fewer than 2 values. Every step
@@ -421,7 +380,8 @@ function varKernel(stddev: boolean): AggregateKernel {
     counted: true,
     fused: { input: 'f64', code: VAR_ADD },
     addRows: null,
-    merge: mergeVar,
+    mergeCode: VAR_MERGE,
+    mergeRows: null,
     final(st, k, g) {
       const v = variance(st, k, g);
       return v === null || !stddev ? v : Math.sqrt(v);
@@ -515,7 +475,8 @@ const approxDistinct: AggregateKernel = {
   counted: false,
   fused: null,
   addRows: addDistinct,
-  merge(dst, k, dstGids, src, srcRows, n) {
+  mergeCode: null,
+  mergeRows(dst, k, dstGids, src, srcRows, n) {
     const s = src.hll[k]!;
     for (let i = 0; i < n; i++) {
       const h = s[srcRows[i]!];
@@ -556,7 +517,8 @@ function approxQuantile(q: number): AggregateKernel {
         qsOf(st, k, gids[i]!).add(x[r]!);
       }
     },
-    merge(dst, k, dstGids, src, srcRows, n) {
+    mergeCode: null,
+    mergeRows(dst, k, dstGids, src, srcRows, n) {
       const s = src.qs[k]!;
       for (let i = 0; i < n; i++) {
         const sk = s[srcRows[i]!];

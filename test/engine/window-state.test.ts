@@ -636,6 +636,19 @@ test('hopping 2 ms / 1 ms windows over a batch spanning more than 2^30 window nu
   wideBatchCheck({ kind: 'hopping', size: 2, slide: 1 }, 'hopping 2 ms / 1 ms');
 });
 
+test('partials spanning hundreds of windows, out of order within a batch, equal brute force', () => {
+  // one partial per batch holds ~700 window starts: past the merge's scan of starts (32), it
+  // looks them up in a Map; the 4 ms / 1 ms hopping case lists every event in 4 windows
+  for (const [name, window] of [['tumbling 1 ms', { kind: 'tumbling', size: 1 }], ['hopping 4 ms / 1 ms', { kind: 'hopping', size: 4, slide: 1 }]] as [string, WindowSpec][]) {
+    const rng = mulberry32(76);
+    const plan = planOf(window);
+    const stream = makeStream(rng, 2000, 5_000, 1, 40, 3);
+    const st = new WindowState(plan);
+    for (const p of shuffled(rng, partialsOf(plan, stream))) st.merge(p);
+    assertMatches(rowsOf(plan, [st.closeAll()]), reference(plan, stream.all), name);
+  }
+});
+
 test('merging an empty partial changes nothing', () => {
   for (const [name, window] of WINDOWS) {
     const plan = planOf(window);

@@ -12,9 +12,10 @@
 
 import {
   Bool, DateDay, Field, Float64, Int32, Int64, RecordBatch, Schema, Struct, Table, TimestampMillisecond, Utf8, makeData, tableToIPC,
-  vectorFromArray, type Data, type DataType, type Vector,
+  vectorFromArray, type Data, type DataType,
 } from 'apache-arrow';
 import type { QueryResult } from '../engine/runtime.js';
+import { setInt64At } from '../engine/schema.js';
 
 type Kind = 'bool' | 'int32' | 'int64' | 'float64' | 'timestamp' | 'date' | 'utf8';
 
@@ -45,12 +46,13 @@ function toTime(v: unknown): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-/** Per kind: the Arrow type, and a JSON-ready value (never undefined) as apache-arrow takes it. */
-const KINDS: Readonly<Record<Kind, { readonly type: () => DataType; readonly value: (v: unknown) => unknown }>> = {
+/**
+ * Per kind: the Arrow type, and a JSON-ready value (never undefined) as apache-arrow takes it.
+ * int64 is built by int64Column.
+ */
+const KINDS: Readonly<Record<Exclude<Kind, 'int64'>, { readonly type: () => DataType; readonly value: (v: unknown) => unknown }>> = {
   bool: { type: () => new Bool(), value: (v) => (v === null ? null : Boolean(v)) },
   int32: { type: () => new Int32(), value: toNumber },
-  // output edge only: the values arrive as numbers (or decimal strings beyond 2^53)
-  int64: { type: () => new Int64(), value: (v) => (v === null ? null : typeof v === 'string' ? BigInt(v) : BigInt(Math.trunc(v as number))) },
   float64: { type: () => new Float64(), value: toNumber },
   timestamp: { type: () => new TimestampMillisecond(), value: toTime },
   date: {
@@ -64,9 +66,35 @@ const KINDS: Readonly<Record<Kind, { readonly type: () => DataType; readonly val
 };
 
 /** Column j of the rows as a vector of `kind`. */
-function column(kind: Kind, rows: readonly (readonly unknown[])[], j: number): Vector {
+function column(kind: Kind, rows: readonly (readonly unknown[])[], j: number): Data {
+  if (kind === 'int64') return int64Column(rows, j);
   const k = KINDS[kind];
-  return vectorFromArray(rows.map((r) => k.value(r[j] ?? null)), k.type());
+  // vectorFromArray builds one chunk
+  return vectorFromArray(rows.map((r) => k.value(r[j] ?? null)), k.type()).data[0]!;
+}
+
+/**
+ * An int64 column written as two 32-bit words per row, without a BigInt per row (DESIGN.md B2):
+ * the values arrive as numbers, exact below 2^53; only a decimal string (beyond 2^53) goes
+ * through BigInt.
+ */
+function int64Column(rows: readonly (readonly unknown[])[], j: number): Data {
+  const n = rows.length;
+  const words = new Int32Array(2 * n);
+  const values = new BigInt64Array(words.buffer);
+  const valid = new Uint8Array((n + 7) >> 3);
+  let nulls = 0;
+  for (let i = 0; i < n; i++) {
+    const v = rows[i]![j] ?? null;
+    if (v === null) {
+      nulls++;
+      continue;
+    }
+    valid[i >> 3]! |= 1 << (i & 7);
+    if (typeof v === 'string') values[i] = BigInt(v);
+    else setInt64At(words, i, Math.trunc(v as number));
+  }
+  return makeData({ type: new Int64(), length: n, nullCount: nulls, nullBitmap: nulls === 0 ? null : valid, data: values });
 }
 
 /**
@@ -90,10 +118,9 @@ export function queryResultArrow(result: QueryResult): Uint8Array {
       taken.add(name);
     }
     seen.add(name);
-    const v = column(kindOf(c.type), result.rows, j);
-    fields.push(new Field(name, v.type as DataType, true));
-    // vectorFromArray builds one chunk
-    children.push(v.data[0]!);
+    const data = column(kindOf(c.type), result.rows, j);
+    fields.push(new Field(name, data.type as DataType, true));
+    children.push(data);
   });
   const data = makeData({ type: new Struct(fields), length: result.rows.length, nullCount: 0, children });
   return tableToIPC(new Table([new RecordBatch(new Schema(fields), data)]), 'stream');

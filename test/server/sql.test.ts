@@ -162,6 +162,13 @@ describe('POST /v1/sql: values', () => {
     }
   });
 
+  test('Arrow BIGINT: negatives, 32-bit boundaries, beyond 2^53 and the int64 extremes, exact', async () => {
+    const values = ['-1', '-4294967296', '4294967295', '4294967296', '-9007199254740993', '9007199254740993', '-9223372036854775808', '9223372036854775807'];
+    const sql = `SELECT ${values.map((v, i) => `'${v}'::BIGINT AS v${i}`).join(', ')}, NULL::BIGINT AS n`;
+    const { table } = await queryArrow(server, sql);
+    assert.deepEqual(arrowRow(table, 0), [...values.map((v) => BigInt(v)), null]);
+  });
+
   test('Arrow keeps column names apart: repeated names get a suffix, __proto__ is a column', async () => {
     const { table } = await queryArrow(server, `SELECT 1 AS a, 'x' AS a, 2 AS "__proto__", 3 AS a_1`);
     assert.deepEqual(table.schema.fields.map((f) => `${f.name}:${String(f.type)}`), ['a:Int32', 'a_2:Utf8', '__proto__:Int32', 'a_1:Int32']);

@@ -6,9 +6,10 @@
  * sends is merged through it.
  *
  * One loop instead of one per aggregate reads each group's interleaved state row once, and the
- * fragments are inlined instead of called through a closure per group: with count / max / avg /
- * sum that closure call was not inlined (one call site, many kernels) and cost more than the
- * arithmetic it ran.
+ * fragments are inlined instead of called through a closure per group (with count / max / avg /
+ * sum, V8 did not inline those closures: one call site, four of them). With WindowState.merge's
+ * split without a Map (window-state.ts): `bench kernels`, partials of 16 K rows merged,
+ * 33.7 / 37.4 → 66.4 / 66.8 M rows/s.
  *
  * The fragments are constants of aggregates.ts, never user text. Sketch aggregates (no fragment)
  * keep their own loops; mergeStates runs them after this one.

@@ -129,10 +129,10 @@ export interface E2eRow extends Case {
  */
 const POLL_MS = 25;
 const SAMPLE_MS = 500;
-function config(dir: string, c: Case, windowMs: number, memoryLimit: string | undefined): Record<string, unknown> {
+function config(dir: string, spec: RunSpec): Record<string, unknown> {
   return bidStatsConfig({
-    dir, archive: c.archive, windowMs, parquetEvery: '1m', ...(memoryLimit === undefined ? {} : { memoryLimit }),
-    extra: { server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' }, workers: { threads: c.threads } },
+    dir, archive: spec.archive, windowMs: spec.windowMs, parquetEvery: '1m', memoryLimit: spec.memoryLimit,
+    extra: { server: { host: '127.0.0.1', port: 0, maxPayload: '64MiB' }, workers: { threads: spec.threads } },
   });
 }
 
@@ -254,7 +254,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-e2e-'));
   try {
     const configPath = join(dir, 'sluice.json');
-    writeFileSync(configPath, JSON.stringify(config(join(dir, 'data'), spec, spec.windowMs, spec.memoryLimit)));
+    writeFileSync(configPath, JSON.stringify(config(join(dir, 'data'), spec)));
     const serve = await startServe(configPath);
     try {
       const t0 = performance.now();

@@ -154,7 +154,7 @@ export class WindowState {
     const order = (this.scratchOrder = grown(this.scratchOrder, G));
     for (let g = 0; g < G; g++) order[offsets[W + 1 + bucketOf[g]!]!++] = g;
 
-    for (let b = 0; b < starts.length; b++) {
+    for (let b = 0; b < W; b++) {
       const start = starts[b]!;
       let bucket = this.buckets.get(start);
       if (bucket === undefined) {

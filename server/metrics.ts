@@ -84,12 +84,14 @@ export class Metrics {
       });
     };
     /** a gauge set from one number of the snapshot */
-    const level = (name: string, help: string, pick: (s: Snapshot) => number): void => {
+    /** a gauge read from the snapshot; `pick` answering null leaves it without a new sample */
+    const level = (name: string, help: string, pick: (s: Snapshot) => number | null): void => {
       new Gauge({
         name, help, registers,
         collect() {
           const s = snapshot();
-          if (s !== null) this.set(pick(s));
+          const v = s === null ? null : pick(s);
+          if (v !== null) this.set(v);
         },
       });
     };
@@ -118,13 +120,8 @@ export class Metrics {
     });
     level(METRIC.arenaBytes, 'Bytes of received batches held in the shared-memory slab arena.', (s) => s.arenaBytesInUse);
     level(METRIC.arenaCapacity, 'Capacity of the slab arena (workers.queue); ingest pushes back when it is full.', (s) => s.arenaBytesCapacity);
-    new Gauge({
-      name: METRIC.storageMemory, help: 'DuckDB\'s own memory (its buffer pool: cached table blocks, rows not yet checkpointed into the file, query state), read after a commit at most once a second; absent before the first commit.', registers,
-      collect() {
-        const s = snapshot();
-        if (s !== null && s.storageMemoryBytes !== null) this.set(s.storageMemoryBytes);
-      },
-    });
+    level(METRIC.storageMemory, 'DuckDB\'s own memory (its buffer pool: cached table blocks, rows not yet checkpointed into the file, query state), read after a commit at most once a second; absent before the first commit.',
+      (s) => s.storageMemoryBytes);
     // Kafka mode (DESIGN.md A7) reports per partition; standalone has no samples.
     new Gauge({ name: METRIC.kafkaLag, help: 'Messages between the committed offset and the end of each assigned partition (Kafka mode).', labelNames: ['topic', 'partition'], registers });
   }

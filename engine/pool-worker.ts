@@ -1,12 +1,14 @@
 /**
  * The piscina worker: one TaskRunner per thread, built from the validated config in
- * workerData; every result's buffers are moved (transferred) back, never cloned.
+ * workerData; every result's bytes are in the runner's shared outbox or moved (transferred)
+ * back, never cloned.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import type { SluiceConfig } from './config.js';
-import type { PoolNotice, PoolTask, WorkerInit } from './protocol.js';
+import { parcelsOf, type PoolNotice, type PoolTask, type WorkerInit } from './protocol.js';
+import { transferablesOf } from './outbox.js';
 import { TaskRunner } from './task-runner.js';
 
 // workerData is the config the main thread validated (structured clone of a SluiceConfig).
@@ -17,10 +19,9 @@ parentPort?.postMessage(loaded);
 export default function runTask(task: PoolTask): unknown {
   if (task.fault !== undefined && process.env.SLUICE_TEST_FAULTS === '1') injectFault(task.fault);
   const result = runner.run(task);
-  const buffers: ArrayBuffer[] = [...result.partials.map((p) => p.buffer), ...result.late.map((l) => l.buffer)];
-  if (result.archive !== null) buffers.push(result.archive);
-  // moved, not cloned: piscina transfers every buffer listed under transferableSymbol
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: result });
+  // parcels in the shared outbox go as references; the others are moved, never cloned (piscina
+  // transfers every buffer listed under transferableSymbol)
+  return move({ [transferableSymbol]: transferablesOf(parcelsOf(result)), [valueSymbol]: result });
 }
 
 /** Test-only: make this worker die the way a real fault would (SLUICE_TEST_FAULTS=1). */

@@ -7,8 +7,10 @@
  *   main thread ◄─FromState── state worker
  *
  * Batch bytes travel as SharedArrayBuffer slab references (the slab arena); partial aggregates,
- * late rows and archived rows travel as transferred ArrayBuffers in their own binary formats
- * (native-free-kernels/partial.ts, column-batch.ts).
+ * late rows and archived rows travel as parcels in their own binary formats
+ * (native-free-kernels/partial.ts, column-batch.ts): Uint8Array slices of the pool worker's
+ * shared outbox blocks, which the state worker releases when done (engine/outbox.ts), or, when
+ * no block had room, whole ArrayBuffers moved with the message.
  */
 
 import type { BatchFormat } from '../native-free-kernels/decode.js';
@@ -56,10 +58,17 @@ export interface TaskOutput {
   /** rows accepted (batches that decoded) */
   readonly rows: number;
   /** per pipeline: the partial aggregate, and the rows that passed its filter (on time or late) */
-  readonly partials: readonly { readonly pipeline: string; readonly buffer: ArrayBuffer; readonly rows: number }[];
-  readonly late: readonly { readonly pipeline: string; readonly buffer: ArrayBuffer; readonly count: number }[];
+  readonly partials: readonly { readonly pipeline: string; readonly bytes: Uint8Array; readonly rows: number }[];
+  readonly late: readonly { readonly pipeline: string; readonly bytes: Uint8Array; readonly count: number }[];
   /** every accepted row, for streams with `archive: true` */
-  readonly archive: ArrayBuffer | null;
+  readonly archive: Uint8Array | null;
+}
+
+/** The parcels of a task's output (the state worker releases each once: engine/outbox.ts). */
+export function parcelsOf(o: TaskOutput): Uint8Array[] {
+  const out = [...o.partials.map((p) => p.bytes), ...o.late.map((l) => l.bytes)];
+  if (o.archive !== null) out.push(o.archive);
+  return out;
 }
 
 /** pool worker → main */
@@ -67,6 +76,8 @@ export interface PoolResult extends TaskOutput {
   readonly outcomes: readonly PieceOutcome[];
   readonly decodeMs: number;
   readonly aggregateMs: number;
+  /** parcels of this task that did not fit the worker's shared outbox (moved ArrayBuffers) */
+  readonly outboxFallbacks: number;
 }
 
 /**

@@ -25,7 +25,8 @@ import { Worker } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { configFromObject, loadConfig, type SluiceConfig } from './config.js';
 import { allErrorDefs, asSluiceError, ErrorCodes, sluiceError, SluiceError } from './errors.js';
-import type { FromState, PoolResult, PoolTask, StreamPosition, TaskPiece, ToState, WorkerInit } from './protocol.js';
+import { parcelsOf, type FromState, type PoolResult, type PoolTask, type StreamPosition, type TaskPiece, type ToState, type WorkerInit } from './protocol.js';
+import { transferablesOf } from './outbox.js';
 import { SlabArena, type SlabRef } from './slab-arena.js';
 import type { QueryOptions, QueryResult } from './storage.js';
 import { CHAIN_RING, WatermarkChain } from './watermark-chain.js';
@@ -70,6 +71,8 @@ export interface EngineStats {
   windowsEmitted: Record<string, number>;
   lateEvents: Record<string, number>;
   workerFailures: number;
+  /** parcels a worker could not fit in its shared outbox (moved as ArrayBuffers instead) */
+  outboxFallbacks: number;
   tasksInFlight: number;
   piecesWaiting: number;
   arenaBytesInUse: number;
@@ -161,7 +164,7 @@ export class Sluice extends EventEmitter {
     this.pool = pool.piscina;
     this.stats = {
       ingestEvents: {}, ingestBytes: {}, pipelineEvents: {}, batchesRejected: {}, windowsEmitted: {}, lateEvents: {},
-      workerFailures: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
+      workerFailures: 0, outboxFallbacks: 0, tasksInFlight: 0, piecesWaiting: 0, arenaBytesInUse: 0, arenaBytesCapacity: this.arena.capacityBytes,
       stateBacklogBytes: 0, watermark: {}, maxEventTime: {}, committed: { ...positions }, storageMemoryBytes: null,
     };
     let minIdle = Infinity;
@@ -446,11 +449,11 @@ export class Sluice extends EventEmitter {
       }
     });
     for (const x of r.partials) this.stats.pipelineEvents[x.pipeline] = (this.stats.pipelineEvents[x.pipeline] ?? 0) + x.rows;
-    const buffers: ArrayBuffer[] = [...r.partials.map((x) => x.buffer), ...r.late.map((x) => x.buffer)];
-    if (r.archive !== null) buffers.push(r.archive);
-    this.stateBacklog += buffers.reduce((n, b) => n + b.byteLength, 0);
-    const { outcomes: _o, decodeMs: _d, aggregateMs: _a, ...output } = r;
-    this.toState({ kind: 'task', output }, buffers);
+    this.stats.outboxFallbacks += r.outboxFallbacks;
+    const parcels = parcelsOf(r);
+    this.stateBacklog += parcels.reduce((n, b) => n + b.byteLength, 0);
+    const { outcomes: _o, decodeMs: _d, aggregateMs: _a, outboxFallbacks: _f, ...output } = r;
+    this.toState({ kind: 'task', output }, transferablesOf(parcels));
     this.taskDone(s);
   }
 

@@ -23,6 +23,7 @@ import { decodeCheckpoint, encodeCheckpoint, type CheckpointState } from './chec
 import type { CheckpointData, CheckpointPart } from './storage.js';
 import { deserializePartial } from '../native-free-kernels/partial.js';
 import { deserializeRows } from '../native-free-kernels/column-batch.js';
+import { releaseParcel } from './outbox.js';
 
 export interface PendingCommit {
   results: { pipeline: string; result: WindowResult }[];
@@ -30,6 +31,8 @@ export interface PendingCommit {
   archive: { stream: string; rows: Batch }[];
   /** bytes of task buffers held by late / archive rows (released once committed) */
   heldBytes: number;
+  /** the parcels the late and archive rows are views of: release once committed (releaseHeld) */
+  parcels: Uint8Array[];
   rows: number;
 }
 
@@ -107,17 +110,23 @@ export class StateCore {
     this.dirty = true;
     if (m.kind === 'task') {
       const o = m.output;
-      for (const { pipeline, buffer } of o.partials) this.pipeline(s, pipeline).state.merge(deserializePartial(buffer));
+      for (const { pipeline, bytes } of o.partials) {
+        // merged into the window state (copied): the worker may write the bytes again
+        this.pipeline(s, pipeline).state.merge(deserializePartial(bytes));
+        releaseParcel(bytes);
+      }
       for (const l of o.late) {
-        const { batch, notes } = deserializeRows(l.buffer, s.schema);
+        const { batch, notes } = deserializeRows(l.bytes, s.schema);
         this.pending.late.push({ pipeline: l.pipeline, rows: batch, reasons: notes ?? [] });
-        this.pending.heldBytes += l.buffer.byteLength;
+        this.pending.heldBytes += l.bytes.byteLength;
+        this.pending.parcels.push(l.bytes);
         this.pending.rows += batch.length;
       }
       if (o.archive !== null) {
         const { batch } = deserializeRows(o.archive, s.schema);
         this.pending.archive.push({ stream: s.name, rows: batch });
         this.pending.heldBytes += o.archive.byteLength;
+        this.pending.parcels.push(o.archive);
         this.pending.rows += batch.length;
       }
       s.position = { seq: o.seqLast, maxEventTime: Math.max(s.position.maxEventTime, o.maxEventTime) };
@@ -268,6 +277,14 @@ export class StateCore {
   }
 }
 
+/**
+ * The commit holding `p` landed: its late and archived rows are in DuckDB, so the workers may
+ * write the bytes they were read from again (engine/outbox.ts). Call once per PendingCommit.
+ */
+export function releasePending(p: PendingCommit): void {
+  for (const bytes of p.parcels) releaseParcel(bytes);
+}
+
 function emptyPending(): PendingCommit {
-  return { results: [], late: [], archive: [], heldBytes: 0, rows: 0 };
+  return { results: [], late: [], archive: [], heldBytes: 0, parcels: [], rows: 0 };
 }

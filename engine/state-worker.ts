@@ -19,7 +19,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { SluiceConfig } from './config.js';
 import { asSluiceError } from './errors.js';
 import type { FromState, ToState, WorkerInit } from './protocol.js';
-import { StateCore } from './state-core.js';
+import { releasePending, StateCore } from './state-core.js';
 import { Storage } from './storage.js';
 
 const port = parentPort;
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
         const late: Record<string, number> = {};
         for (const l of pending.late) late[l.pipeline] = (late[l.pipeline] ?? 0) + l.rows.length;
         send({ kind: 'committed', positions: checkpoint.positions, rows: r.rows, ms: r.ms, windows, late });
+        releasePending(pending);
         if (pending.heldBytes > 0) send({ kind: 'released', bytes: pending.heldBytes });
         if (subscribed) for (const { pipeline, result } of pending.results) send({ kind: 'emitted', pipeline, result });
         if (performance.now() - memoryReadAt >= MEMORY_READ_MS) {
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
       case 'idle': {
         core.step(msg);
         if (msg.kind === 'task') {
-          const partialBytes = msg.output.partials.reduce((n, p) => n + p.buffer.byteLength, 0);
+          const partialBytes = msg.output.partials.reduce((n, p) => n + p.bytes.byteLength, 0);
           if (partialBytes > 0) send({ kind: 'released', bytes: partialBytes });
         }
         maybeCommit();

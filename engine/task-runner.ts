@@ -5,7 +5,8 @@
  *   2. concatenate the good ones (small batches were coalesced to pay the task cost once)
  *   3. watermark chain: wait for the previous task's largest event time, publish ours
  *   4. per pipeline of the stream: the window operator → partial, late rows
- *   5. partials, late rows and (archive: true) every row as ArrayBuffers in a PoolResult
+ *   5. partials, late rows and (archive: true) every row as parcels in a PoolResult, written into
+ *      the worker's shared outbox (engine/outbox.ts)
  *
  * Compiled plans are built once per runner (one runner per worker thread).
  */
@@ -18,6 +19,7 @@ import type { Batch, StreamSchema, TimestampColumn } from './schema.js';
 import type { PieceOutcome, PoolResult, PoolTask } from './protocol.js';
 import { WindowAggregator, type LateInput } from './window-aggregate.js';
 import { WatermarkChain } from './watermark-chain.js';
+import { Outbox } from './outbox.js';
 import { decodeBatch } from '../native-free-kernels/decode.js';
 import { concatBatches } from '../native-free-kernels/concat.js';
 import { serializePartial } from '../native-free-kernels/partial.js';
@@ -44,9 +46,13 @@ export class TaskRunner {
   private readonly streams = new Map<string, StreamRuntime>();
   private readonly chains = new WeakMap<SharedArrayBuffer, WatermarkChain>();
   private wmScratch = new Float64Array(0);
+  private readonly outbox: Outbox;
+  private readonly alloc: (size: number) => Uint8Array;
 
-  constructor(config: SluiceConfig) {
+  constructor(config: SluiceConfig, outbox = new Outbox()) {
     this.config = config;
+    this.outbox = outbox;
+    this.alloc = (size) => outbox.alloc(size);
   }
 
   /** Decode, chain, aggregate: the whole task (see the file header). */
@@ -56,6 +62,7 @@ export class TaskRunner {
     // lets the dispatcher hand out the stream's next task (runtime.ts, gateOpen)
     chain.markStarted(task.t);
     const t0 = performance.now();
+    const fallbacksBefore = this.outbox.fallbacks;
 
     // 1 + 2. decode each batch on its own: one bad batch must not take the others down
     const outcomes: PieceOutcome[] = [];
@@ -80,9 +87,9 @@ export class TaskRunner {
     const maxEventTime = Math.max(before, batchMax);
     chain.publish(task.t, maxEventTime);
 
-    const partials: { pipeline: string; buffer: ArrayBuffer; rows: number }[] = [];
-    const late: { pipeline: string; buffer: ArrayBuffer; count: number }[] = [];
-    let archive: ArrayBuffer | null = null;
+    const partials: { pipeline: string; bytes: Uint8Array; rows: number }[] = [];
+    const late: { pipeline: string; bytes: Uint8Array; count: number }[] = [];
+    let archive: Uint8Array | null = null;
     const seqFirst = task.pieces[0]!.seq;
     if (batch !== null && ts !== null) {
       const wm = this.watermarks(ts, batch.length, before, s.maxOutOfOrder);
@@ -90,13 +97,13 @@ export class TaskRunner {
       for (const p of s.pipelines) {
         const partial = p.aggregator.run(batch, seqFirst, wm);
         const a = p.aggregator;
-        partials.push({ pipeline: p.plan.name, buffer: serializePartial(partial), rows: a.passed });
+        partials.push({ pipeline: p.plan.name, bytes: serializePartial(partial, this.alloc), rows: a.passed });
         if (a.lateCount > 0) {
           const reasons = lateReasons(p.plan, a.lateRows, a.lateInfo, a.lateCount, wm.wm, ts);
-          late.push({ pipeline: p.plan.name, buffer: serializeRows(batch, a.lateRows, a.lateCount, reasons), count: a.lateCount });
+          late.push({ pipeline: p.plan.name, bytes: serializeRows(batch, a.lateRows, a.lateCount, reasons, this.alloc), count: a.lateCount });
         }
       }
-      if (s.archive) archive = serializeRows(batch, null, batch.length);
+      if (s.archive) archive = serializeRows(batch, null, batch.length, undefined, this.alloc);
     }
     const t2 = performance.now();
 
@@ -113,6 +120,7 @@ export class TaskRunner {
       outcomes,
       decodeMs: t1 - t0,
       aggregateMs: t2 - t1,
+      outboxFallbacks: this.outbox.fallbacks - fallbacksBefore,
     };
   }
 

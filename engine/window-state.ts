@@ -38,13 +38,13 @@ export interface StatePart {
   /** a new part's id when `bytes` is set, else the id of the stored part that holds this state */
   readonly id: number;
   /** the serialized partial, or null when the part is already stored */
-  readonly bytes: ArrayBuffer | null;
+  readonly bytes: Uint8Array | null;
 }
 
 /** A part read back from a checkpoint: `id` is null for formats that had no parts (SLC1). */
 export interface RestoredPart {
   readonly id: number | null;
-  readonly bytes: ArrayBuffer;
+  readonly bytes: Uint8Array;
 }
 
 export interface PartsSnapshot {
@@ -225,7 +225,7 @@ export class WindowState {
   snapshot(newId: () => number): PartsSnapshot {
     const parts: StatePart[] = [];
     const written: { section: Stored; id: number; version: number }[] = [];
-    const add = (section: Stored, serialize: () => ArrayBuffer): void => {
+    const add = (section: Stored, serialize: () => Uint8Array): void => {
       if (section.storedId !== 0 && section.storedVersion === section.version) {
         parts.push({ id: section.storedId, bytes: null });
         return;
@@ -268,7 +268,7 @@ export class WindowState {
     }
   }
 
-  private bucketPartial(b: Bucket): ArrayBuffer {
+  private bucketPartial(b: Bucket): Uint8Array {
     const n = b.table.size;
     return serializePartial({
       groups: n,

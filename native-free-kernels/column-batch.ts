@@ -1,6 +1,7 @@
 /**
- * A decoded batch (or some of its rows) as one transferable ArrayBuffer: how a worker hands
- * archived events and late events to the storage thread without a structured clone.
+ * A decoded batch (or some of its rows) as one run of bytes: how a worker hands archived events
+ * and late events to the storage thread without a structured clone (in its shared outbox,
+ * engine/outbox.ts).
  *
  *   u32 magic 'SLB1' | u32 header bytes | header (JSON: length, column types, string
  *   dictionaries, optional per-row notes) | pad | per column: valid u8[n] (when present) |
@@ -44,7 +45,13 @@ function bytesOf(c: Column, n: number): number {
  * Serialize rows `rows[0..count)` of the batch (every row when `rows` is null), with optional
  * per-row notes (late events carry their reason).
  */
-export function serializeRows(batch: Batch, rows: Int32Array | null, count: number, notes?: readonly string[]): ArrayBuffer {
+export function serializeRows(
+  batch: Batch,
+  rows: Int32Array | null,
+  count: number,
+  notes?: readonly string[],
+  alloc: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+): Uint8Array {
   const n = rows === null ? batch.length : count;
   const cols = batch.columns.map((c) => compactDictionary(rows === null ? c : gatherColumn(c, rows.subarray(0, count))));
   const header: Header = {
@@ -55,9 +62,10 @@ export function serializeRows(batch: Batch, rows: Int32Array | null, count: numb
   const head = encoder.encode(JSON.stringify(header));
   let size = align8(8 + head.length);
   for (const c of cols) size += (c.valid !== null ? align8(n) : 0) + align8(bytesOf(c, n));
-  const buf = new ArrayBuffer(size);
-  const u8 = new Uint8Array(buf);
-  const dv = new DataView(buf);
+  const u8 = alloc(size);
+  const buf = u8.buffer;
+  const base = u8.byteOffset;
+  const dv = new DataView(buf, base, size);
   dv.setUint32(0, MAGIC, true);
   dv.setUint32(4, head.length, true);
   u8.set(head, 8);
@@ -69,23 +77,26 @@ export function serializeRows(batch: Batch, rows: Int32Array | null, count: numb
     }
     switch (c.type) {
       case 'bool': u8.set(c.values.subarray(0, n), off); break;
-      case 'int32': new Int32Array(buf, off, n).set(c.values.subarray(0, n)); break;
-      case 'string': new Int32Array(buf, off, n).set(c.codes.subarray(0, n)); break;
-      case 'int64': new Int32Array(buf, off, 2 * n).set(c.words.subarray(0, 2 * n)); break;
+      case 'int32': new Int32Array(buf, base + off, n).set(c.values.subarray(0, n)); break;
+      case 'string': new Int32Array(buf, base + off, n).set(c.codes.subarray(0, n)); break;
+      case 'int64': new Int32Array(buf, base + off, 2 * n).set(c.words.subarray(0, 2 * n)); break;
       case 'float64':
-      case 'timestamp': new Float64Array(buf, off, n).set(c.values.subarray(0, n)); break;
+      case 'timestamp': new Float64Array(buf, base + off, n).set(c.values.subarray(0, n)); break;
     }
     off += align8(bytesOf(c, n));
   }
-  return buf;
+  return u8;
 }
 
-/** Inverse of serializeRows; columns are views over `buf`. */
-export function deserializeRows(buf: ArrayBuffer, schema: StreamSchema): { batch: Batch; notes: string[] | null } {
-  const dv = new DataView(buf);
-  if (buf.byteLength < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('column batch: bad magic');
+/** Inverse of serializeRows; columns are views over `bytes`, which must start 8-byte aligned. */
+export function deserializeRows(bytes: Uint8Array, schema: StreamSchema): { batch: Batch; notes: string[] | null } {
+  const buf = bytes.buffer;
+  const base = bytes.byteOffset;
+  if (base % 8 !== 0) throw new Error('column batch: bytes not 8-byte aligned');
+  const dv = new DataView(buf, base, bytes.byteLength);
+  if (bytes.byteLength < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('column batch: bad magic');
   const headLen = dv.getUint32(4, true);
-  const header = JSON.parse(decoder.decode(new Uint8Array(buf, 8, headLen))) as Header;
+  const header = JSON.parse(decoder.decode(bytes.subarray(8, 8 + headLen))) as Header;
   const n = header.length;
   if (header.columns.length !== schema.fields.length) throw new Error('column batch: column count differs from the schema');
   let off = align8(8 + headLen);
@@ -93,17 +104,18 @@ export function deserializeRows(buf: ArrayBuffer, schema: StreamSchema): { batch
     if (h.type !== schema.fields[j]!.type) throw new Error(`column batch: column ${j} is ${h.type}, the schema says ${schema.fields[j]!.type}`);
     let valid: Uint8Array | null = null;
     if (h.valid) {
-      valid = new Uint8Array(buf, off, n);
+      valid = new Uint8Array(buf, base + off, n);
       off += align8(n);
     }
+    const at = base + off;
     let col: Column;
     switch (h.type) {
-      case 'bool': col = { type: 'bool', values: new Uint8Array(buf, off, n), valid }; off += align8(n); break;
-      case 'int32': col = { type: 'int32', values: new Int32Array(buf, off, n), valid }; off += align8(4 * n); break;
-      case 'string': col = { type: 'string', codes: new Int32Array(buf, off, n), dict: h.dict ?? [], valid }; off += align8(4 * n); break;
-      case 'int64': col = { type: 'int64', words: new Int32Array(buf, off, 2 * n), valid }; off += 8 * n; break;
-      case 'float64': col = { type: 'float64', values: new Float64Array(buf, off, n), valid }; off += 8 * n; break;
-      case 'timestamp': col = { type: 'timestamp', values: new Float64Array(buf, off, n), valid }; off += 8 * n; break;
+      case 'bool': col = { type: 'bool', values: new Uint8Array(buf, at, n), valid }; off += align8(n); break;
+      case 'int32': col = { type: 'int32', values: new Int32Array(buf, at, n), valid }; off += align8(4 * n); break;
+      case 'string': col = { type: 'string', codes: new Int32Array(buf, at, n), dict: h.dict ?? [], valid }; off += align8(4 * n); break;
+      case 'int64': col = { type: 'int64', words: new Int32Array(buf, at, 2 * n), valid }; off += 8 * n; break;
+      case 'float64': col = { type: 'float64', values: new Float64Array(buf, at, n), valid }; off += 8 * n; break;
+      case 'timestamp': col = { type: 'timestamp', values: new Float64Array(buf, at, n), valid }; off += 8 * n; break;
     }
     return col;
   });

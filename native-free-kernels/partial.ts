@@ -1,8 +1,8 @@
 /**
  * A partial aggregate: what one batch (or one worker task) contributes to a pipeline's windows.
  * Small — one entry per (window, group) present in the batch, not per row — and serializable
- * into one ArrayBuffer so it crosses threads by transfer, never by structured clone, and can
- * be written into a checkpoint.
+ * into one run of bytes, so it crosses threads without a structured clone (in a worker's shared
+ * outbox, engine/outbox.ts) and can be written into a checkpoint.
  *
  * Binary layout (little-endian, every section 8-byte aligned):
  *
@@ -56,12 +56,16 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
+function newBytes(size: number): Uint8Array {
+  return new Uint8Array(size);
+}
+
 function finiteOrNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
-/** Serialize into one exactly sized ArrayBuffer (transferable). */
-export function serializePartial(p: Partial): ArrayBuffer {
+/** Serialize into `alloc(size)`: exactly sized, 8-byte aligned bytes (a new buffer by default). */
+export function serializePartial(p: Partial, alloc: (size: number) => Uint8Array = newBytes): Uint8Array {
   const G = p.groups;
   const header: Header = {
     groups: G,
@@ -94,15 +98,16 @@ export function serializePartial(p: Partial): ArrayBuffer {
   size += 8 * G * stride;
   for (const list of sketchBytes) for (const b of list) size += align8(4 + b.length);
 
-  const buf = new ArrayBuffer(size);
-  const u8 = new Uint8Array(buf);
-  const dv = new DataView(buf);
+  const u8 = alloc(size);
+  const buf = u8.buffer;
+  const base = u8.byteOffset;
+  const dv = new DataView(buf, base, size);
   dv.setUint32(0, MAGIC, true);
   dv.setUint32(4, head.length, true);
   u8.set(head, 8);
   let off = align8(8 + head.length);
   const putF64 = (a: Float64Array): void => {
-    new Float64Array(buf, off, G).set(a.subarray(0, G));
+    new Float64Array(buf, base + off, G).set(a.subarray(0, G));
     off += 8 * G;
   };
   putF64(p.windowStart);
@@ -113,15 +118,15 @@ export function serializePartial(p: Partial): ArrayBuffer {
       off += align8(G);
     }
     switch (c.type) {
-      case 'int32': new Int32Array(buf, off, G).set(c.values.subarray(0, G)); off += align8(4 * G); break;
-      case 'string': new Int32Array(buf, off, G).set(c.codes.subarray(0, G)); off += align8(4 * G); break;
+      case 'int32': new Int32Array(buf, base + off, G).set(c.values.subarray(0, G)); off += align8(4 * G); break;
+      case 'string': new Int32Array(buf, base + off, G).set(c.codes.subarray(0, G)); off += align8(4 * G); break;
       case 'bool': u8.set(c.values.subarray(0, G), off); off += align8(G); break;
-      case 'int64': new Int32Array(buf, off, 2 * G).set(c.words.subarray(0, 2 * G)); off += 8 * G; break;
+      case 'int64': new Int32Array(buf, base + off, 2 * G).set(c.words.subarray(0, 2 * G)); off += 8 * G; break;
       case 'float64':
       case 'timestamp': putF64(c.values); break;
     }
   }
-  new Float64Array(buf, off, G * stride).set(st.data.subarray(0, G * stride));
+  new Float64Array(buf, base + off, G * stride).set(st.data.subarray(0, G * stride));
   off += 8 * G * stride;
   for (const list of sketchBytes) {
     for (const b of list) {
@@ -130,7 +135,7 @@ export function serializePartial(p: Partial): ArrayBuffer {
       off += align8(4 + b.length);
     }
   }
-  return buf;
+  return u8;
 }
 
 function reviveNumber(v: unknown): number {
@@ -141,16 +146,22 @@ function reviveNumber(v: unknown): number {
   return v;
 }
 
-/** Inverse of serializePartial. The arrays are views over `buf` (no copy). */
-export function deserializePartial(buf: ArrayBuffer): Partial {
-  const dv = new DataView(buf);
-  if (buf.byteLength < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('partial: bad magic');
+/**
+ * Inverse of serializePartial. The arrays are views over `bytes` (no copy), which must start
+ * 8-byte aligned in their buffer; sketches are copied out.
+ */
+export function deserializePartial(bytes: Uint8Array): Partial {
+  const buf = bytes.buffer;
+  const base = bytes.byteOffset;
+  if (base % 8 !== 0) throw new Error('partial: bytes not 8-byte aligned');
+  const dv = new DataView(buf, base, bytes.byteLength);
+  if (bytes.byteLength < 8 || dv.getUint32(0, true) !== MAGIC) throw new Error('partial: bad magic');
   const headLen = dv.getUint32(4, true);
-  const header = JSON.parse(decoder.decode(new Uint8Array(buf, 8, headLen))) as Header;
+  const header = JSON.parse(decoder.decode(bytes.subarray(8, 8 + headLen))) as Header;
   const G = header.groups;
   let off = align8(8 + headLen);
   const takeF64 = (): Float64Array => {
-    const a = new Float64Array(buf, off, G);
+    const a = new Float64Array(buf, base + off, G);
     off += 8 * G;
     return a;
   };
@@ -159,32 +170,32 @@ export function deserializePartial(buf: ArrayBuffer): Partial {
   const keys: Column[] = header.keys.map((k) => {
     let valid: Uint8Array | null = null;
     if (k.valid) {
-      valid = new Uint8Array(buf, off, G);
+      valid = new Uint8Array(buf, base + off, G);
       off += align8(G);
     }
     switch (k.type) {
-      case 'int32': { const values = new Int32Array(buf, off, G); off += align8(4 * G); return { type: 'int32', values, valid }; }
-      case 'string': { const codes = new Int32Array(buf, off, G); off += align8(4 * G); return { type: 'string', codes, dict: k.dict ?? [], valid }; }
-      case 'bool': { const values = new Uint8Array(buf, off, G); off += align8(G); return { type: 'bool', values, valid }; }
-      case 'int64': { const words = new Int32Array(buf, off, 2 * G); off += 8 * G; return { type: 'int64', words, valid }; }
+      case 'int32': { const values = new Int32Array(buf, base + off, G); off += align8(4 * G); return { type: 'int32', values, valid }; }
+      case 'string': { const codes = new Int32Array(buf, base + off, G); off += align8(4 * G); return { type: 'string', codes, dict: k.dict ?? [], valid }; }
+      case 'bool': { const values = new Uint8Array(buf, base + off, G); off += align8(G); return { type: 'bool', values, valid }; }
+      case 'int64': { const words = new Int32Array(buf, base + off, 2 * G); off += 8 * G; return { type: 'int64', words, valid }; }
       case 'float64': return { type: 'float64', values: takeF64(), valid };
       case 'timestamp': return { type: 'timestamp', values: takeF64(), valid };
     }
   });
   const layout = new AggLayout(header.shapes.map((sh) => ({ inits: sh.inits.map(reviveNumber), sketch: sh.sketch, count: sh.count })));
   const state = new AggState(layout, 1);
-  state.data = new Float64Array(buf, off, G * layout.stride);
+  state.data = new Float64Array(buf, base + off, G * layout.stride);
   state.capacity = G;
   off += 8 * G * layout.stride;
   layout.shapes.forEach((sh, k) => {
     if (sh.sketch === null) return;
     for (let g = 0; g < G; g++) {
       const len = dv.getUint32(off, true);
-      const bytes = new Uint8Array(buf, off + 4, len);
+      const sketch = bytes.subarray(off + 4, off + 4 + len);
       off += align8(4 + len);
       if (len === 0) continue;
-      if (sh.sketch === 'hll') state.hll[k]![g] = HyperLogLog.deserialize(bytes);
-      else state.qs[k]![g] = QuantileSketch.deserialize(bytes);
+      if (sh.sketch === 'hll') state.hll[k]![g] = HyperLogLog.deserialize(sketch);
+      else state.qs[k]![g] = QuantileSketch.deserialize(sketch);
     }
   });
   return {

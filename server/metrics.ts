@@ -27,6 +27,7 @@ export const METRIC = {
   poolQueueDepth: 'sluice_pool_queue_depth',
   kafkaLag: 'sluice_kafka_consumer_lag',
   workerFailures: 'sluice_worker_failures_total',
+  outboxFallbacks: 'sluice_pool_outbox_fallbacks_total',
   arenaBytes: 'sluice_arena_bytes',
   arenaCapacity: 'sluice_arena_capacity_bytes',
   storageMemory: 'sluice_storage_memory_bytes',
@@ -116,6 +117,15 @@ export class Metrics {
         if (s === null) return;
         this.reset();
         this.inc(s.workerFailures);
+      },
+    });
+    new Counter({
+      name: METRIC.outboxFallbacks, help: 'Partials, late and archived row sets a worker could not write into its shared outbox (every block still held by the state worker, or larger than a block) and moved as an ArrayBuffer instead: each adds to the state worker\'s garbage collection.', registers,
+      collect() {
+        const s = snapshot();
+        if (s === null) return;
+        this.reset();
+        this.inc(s.outboxFallbacks);
       },
     });
     level(METRIC.arenaBytes, 'Bytes of received batches held in the shared-memory slab arena.', (s) => s.arenaBytesInUse);

@@ -688,7 +688,7 @@ test('string keys from batches with different dictionaries land in one group per
 const KEPT = 3;
 
 class PartStore {
-  private readonly bytes = new Map<number, ArrayBuffer>();
+  private readonly bytes = new Map<number, Uint8Array>();
   private readonly kept: number[][] = [];
   nextId = 1;
   written = 0;

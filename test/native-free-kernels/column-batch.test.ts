@@ -26,6 +26,11 @@ test('every row, or a subset, round-trips with notes; strings keep only the entr
     const some = deserializeRows(serializeRows(batch, pick, 4, ['a', 'b', 'c', 'd']), schema);
     assert.deepEqual(rowsOf(some.batch), [3, 3, 499, 0].map((r) => rowsOf(batch)[r]));
     assert.deepEqual(some.notes, ['a', 'b', 'c', 'd']);
+    // into a shared block after other bytes (a worker's outbox), read back in place
+    const shared = new SharedArrayBuffer(1 << 16);
+    const inBlock = serializeRows(batch, null, 0, undefined, (size) => new Uint8Array(shared, 24, size));
+    assert.equal(inBlock.buffer, shared);
+    assert.deepEqual(rowsOf(deserializeRows(inBlock, schema).batch), rowsOf(batch));
     const s = some.batch.columns[4]!;
     if (s.type === 'string') assert.ok(s.dict.length <= 4);
   }
@@ -36,5 +41,5 @@ test('a zero-row batch, and a schema that does not match, are handled', () => {
   assert.equal(deserializeRows(serializeRows(batch, null, 0), schema).batch.length, 0);
   const other = makeSchema([{ name: 'x', type: 'int32' }]);
   assert.throws(() => deserializeRows(serializeRows(randomBatch(schema, 3, mulberry32(2)), null, 0), other), /column count/);
-  assert.throws(() => deserializeRows(new ArrayBuffer(16), schema), /bad magic/);
+  assert.throws(() => deserializeRows(new Uint8Array(16), schema), /bad magic/);
 });

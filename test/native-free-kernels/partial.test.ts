@@ -174,13 +174,20 @@ test('round trip: every key type with and without nulls, every state kind, sketc
     for (const nullRate of [0, 0.3]) {
       const { partial, kernels } = makePartial(rng, G, { nullRate });
       const buf = serializePartial(partial);
-      assert.ok(buf instanceof ArrayBuffer);
+      assert.ok(buf.buffer instanceof ArrayBuffer && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength);
       const back = deserializePartial(buf);
       checkPartial(back, partial, kernels);
       // the format is canonical: serializing the copy gives the same bytes
-      assert.deepEqual(new Uint8Array(serializePartial(back)), new Uint8Array(buf), `G=${G}`);
+      assert.deepEqual(serializePartial(back), buf, `G=${G}`);
       // the state is read in place, not copied
-      assert.equal(back.state.data.buffer, buf);
+      assert.equal(back.state.data.buffer, buf.buffer);
+      // into a shared block, after other bytes (a worker's outbox): the same bytes, read in place
+      const shared = new SharedArrayBuffer(64 + buf.byteLength);
+      const inBlock = serializePartial(partial, (size) => new Uint8Array(shared, 40, size));
+      assert.deepEqual(new Uint8Array(inBlock), buf);
+      const backShared = deserializePartial(inBlock);
+      checkPartial(backShared, partial, kernels);
+      assert.equal(backShared.state.data.buffer, shared);
       if (G >= 7) {
         // the trip carried real state: counted groups, both kinds of sketch
         const st = partial.state;
@@ -309,9 +316,9 @@ test('header of every length mod 8, with strings JSON finds hard (quotes, NUL, l
 });
 
 test('a buffer that is not a partial is refused', () => {
-  assert.throws(() => deserializePartial(new ArrayBuffer(0)), /bad magic/);
-  assert.throws(() => deserializePartial(new ArrayBuffer(16)), /bad magic/);
+  assert.throws(() => deserializePartial(new Uint8Array(0)), /bad magic/);
+  assert.throws(() => deserializePartial(new Uint8Array(16)), /bad magic/);
   const buf = serializePartial(makePartial(mulberry32(66), 2, { nullRate: 0 }).partial);
-  new DataView(buf).setUint8(0, 0);
+  buf[0] = 0;
   assert.throws(() => deserializePartial(buf), /bad magic/);
 });

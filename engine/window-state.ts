@@ -86,6 +86,8 @@ export class WindowState {
   private scratchBucketOf = new Int32Array(1024);
   private scratchOffsets = new Int32Array(64);
   private scratchOrder = new Int32Array(1024);
+  /** 0, 1, 2, ... (the selection of a partial that lies in one window) */
+  private identity: Int32Array<ArrayBuffer> = new Int32Array(0);
   /**
    * Every window with end + lateness ≤ this was emitted (tumbling / hopping). A partial entry
    * for such a window means a late event reached the state: the workers route those to
@@ -145,6 +147,12 @@ export class WindowState {
       bucketOf[g] = lastB;
     }
     const W = starts.length;
+    if (W === 1) {
+      // the common case (a batch inside one window): every entry in order, no split to build
+      const all = (this.identity = identityOf(this.identity, G)).subarray(0, G);
+      this.mergeWindow(p, starts[0]!, 0, all);
+      return;
+    }
     const offsets = (this.scratchOffsets = grown(this.scratchOffsets, 2 * W + 1));
     offsets.fill(0, 0, W + 1);
     for (let g = 0; g < G; g++) offsets[bucketOf[g]! + 1]!++;
@@ -154,29 +162,30 @@ export class WindowState {
     const order = (this.scratchOrder = grown(this.scratchOrder, G));
     for (let g = 0; g < G; g++) order[offsets[W + 1 + bucketOf[g]!]!++] = g;
 
-    for (let b = 0; b < W; b++) {
-      const start = starts[b]!;
-      let bucket = this.buckets.get(start);
-      if (bucket === undefined) {
-        const end = p.windowEnd[order[offsets[b]!]!]!;
-        if (end + this.plan.lateness <= this.closedUpTo) {
-          throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial holds window [${start}, ${end}), which was already emitted (watermark ${this.closedUpTo}); late events must not reach the window state`);
-        }
-        bucket = {
-          start,
-          end,
-          table: new GroupTable(this.keySpecs, 256),
-          state: new AggState(this.plan.layout, 256),
-          version: 0,
-          storedId: 0,
-          storedVersion: 0,
-        };
-        this.buckets.set(start, bucket);
+    for (let b = 0; b < W; b++) this.mergeWindow(p, starts[b]!, order[offsets[b]!]!, order.subarray(offsets[b]!, offsets[b + 1]!));
+  }
+
+  /** Merge the partial's entries `sel`, all of window `start` (`first` is one of them), into its bucket. */
+  private mergeWindow(p: Partial, start: number, first: number, sel: Int32Array): void {
+    let bucket = this.buckets.get(start);
+    if (bucket === undefined) {
+      const end = p.windowEnd[first]!;
+      if (end + this.plan.lateness <= this.closedUpTo) {
+        throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial holds window [${start}, ${end}), which was already emitted (watermark ${this.closedUpTo}); late events must not reach the window state`);
       }
-      bucket.version++;
-      const sel = order.subarray(offsets[b]!, offsets[b + 1]!);
-      mergeInto(bucket.table, bucket.state, this.plan, p, sel, (this.scratchGids = grown(this.scratchGids, sel.length)));
+      bucket = {
+        start,
+        end,
+        table: new GroupTable(this.keySpecs, 256),
+        state: new AggState(this.plan.layout, 256),
+        version: 0,
+        storedId: 0,
+        storedVersion: 0,
+      };
+      this.buckets.set(start, bucket);
     }
+    bucket.version++;
+    mergeInto(bucket.table, bucket.state, this.plan, p, sel, (this.scratchGids = grown(this.scratchGids, sel.length)));
   }
 
   /** Finalise and forget every window whose end + lateness ≤ watermark. */
@@ -306,6 +315,14 @@ export class WindowState {
 /** `a` when it holds n, else a larger array (contents not kept). */
 function grown(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   return a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length));
+}
+
+/** `a` if it already holds 0 .. n − 1, else a longer array that does. */
+function identityOf(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  if (a.length >= n) return a;
+  const out = new Int32Array(Math.max(n, 2 * a.length));
+  for (let i = 0; i < out.length; i++) out[i] = i;
+  return out;
 }
 
 /** Merge partial entries `sel` into (table, state): look their keys up, then fold states. */

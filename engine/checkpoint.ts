@@ -100,7 +100,6 @@ function readHeader(bytes: Uint8Array): { magic: number; header: Header<unknown>
  * need their own aligned buffer. Uint8Array's slice, not Buffer's (a view into a shared pool):
  * parts may come as Node Buffers (DuckDB's blob values).
  */
-/** a copy in its own buffer (so 8-byte aligned, as deserializePartial needs) */
 function copyOf(bytes: Uint8Array, from: number, to: number): Uint8Array {
   return Uint8Array.prototype.slice.call(bytes, from, to);
 }

@@ -7,8 +7,8 @@
  * V8 starts a full GC whenever external memory has grown enough. At 7.4 M events/s the state
  * worker received ~150 MiB/s of partials that way and ran 184 mark-compacts in 28 s
  * (1.27 s of pauses, plus concurrent marking on the helper threads). Shared memory is not counted
- * per isolate. With the partials in shared blocks: 3 mark-compacts in the same run
- * (docs/benchmarks.md, optimisation log).
+ * per isolate. With this outbox: 4 mark-compacts in the same run (docs/benchmarks.md,
+ * optimisation log).
  *
  *   block (SharedArrayBuffer, BLOCK_BYTES)
  *   [ i32 live | pad | parcel | parcel | ... |        free        ]

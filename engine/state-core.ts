@@ -31,7 +31,7 @@ export interface PendingCommit {
   archive: { stream: string; rows: Batch }[];
   /** bytes of task buffers held by late / archive rows (released once committed) */
   heldBytes: number;
-  /** the parcels the late and archive rows are views of: release once committed (releaseHeld) */
+  /** the parcels the late and archive rows are views of: release once committed (releasePending) */
   parcels: Uint8Array[];
   rows: number;
 }

@@ -5,9 +5,10 @@
  * float64 is DOUBLE. Timestamps become TIMESTAMP (int64 microseconds) through 32-bit words,
  * never a BigInt per row. Strings of at most 12 UTF-8 bytes are written as DuckDB's inlined
  * `duckdb_string_t` (length + the bytes, zero-padded: 16 bytes, no pointer), built once per
- * dictionary entry and copied per row like a fixed-width column; longer strings are assigned per
- * row (`vector_assign_string_element`, a native call each — ~4x the cost of the whole row of a
- * 5-column archive, measured). Only result keys and archived raw strings are strings.
+ * dictionary entry and copied per row like a fixed-width column; a longer string is assigned once
+ * per chunk (`vector_assign_string_element`, a native call — ~4x the cost of the whole row of a
+ * 5-column archive, measured) and the rows repeating it get a copy of its string_t. Only result
+ * keys, archived raw strings and late rows' reasons are strings.
  */
 
 import duckdb from '@duckdb/node-bindings';
@@ -99,6 +100,8 @@ export class ChunkWriter {
   private readonly strings = new Int32Array(4 * CHUNK_ROWS);
   /** the rows of a chunk whose strings are too long to inline */
   private readonly longRows = new Int32Array(CHUNK_ROWS);
+  /** per dictionary code, the chunk row that got its long string first (−1: none yet) */
+  private firstRow = new Int32Array(0);
 
   constructor(types: readonly SqlType[]) {
     this.types = types;
@@ -119,6 +122,46 @@ export class ChunkWriter {
       duckdb.data_chunk_set_size(raw, count);
       appender.appendDataChunk(this.chunk);
     }
+  }
+
+  /**
+   * The rows in longRows[0 .. nLong) hold strings too long to inline. The first row of each
+   * distinct string in this chunk gets it with a native call (DuckDB copies it into the
+   * vector's string heap and writes a string_t pointing there); the rows that repeat it get a
+   * copy of that string_t: 16 bytes, the pointer into the same heap, which lives until the
+   * chunk is reset. Late rows share a reason per window: one native call per window and chunk
+   * instead of one per row.
+   */
+  private assignLong(vector: duckdb.Vector, col: Extract<Column, { type: 'string' }>, start: number, count: number, nLong: number): void {
+    const codes = col.codes;
+    const longRows = this.longRows;
+    if (this.firstRow.length < col.dict.length) this.firstRow = new Int32Array(Math.max(col.dict.length, 2 * this.firstRow.length)).fill(-1);
+    const firstRow = this.firstRow;
+    let repeats = 0;
+    for (let j = 0; j < nLong; j++) {
+      const i = longRows[j]!;
+      const c = codes[start + i]!;
+      if (firstRow[c] === -1) {
+        firstRow[c] = i;
+        duckdb.vector_assign_string_element(vector, i, col.dict[c]!);
+      } else {
+        repeats++;
+      }
+    }
+    if (repeats > 0) {
+      // the chunk's string_t's as DuckDB holds them now (read out as a copy; `strings` is free
+      // again, its inlined entries already copied in), the repeats filled in, written back
+      const data = this.strings;
+      new Uint8Array(data.buffer, 0, 16 * count).set(duckdb.vector_get_data(vector, 16 * count));
+      for (let j = 0; j < nLong; j++) {
+        const i = longRows[j]!;
+        const f = firstRow[codes[start + i]!]!;
+        if (f === i) continue;
+        data[4 * i] = data[4 * f]!; data[4 * i + 1] = data[4 * f + 1]!; data[4 * i + 2] = data[4 * f + 2]!; data[4 * i + 3] = data[4 * f + 3]!;
+      }
+      duckdb.copy_data_to_vector(vector, 0, data.buffer, 0, 16 * count);
+    }
+    for (let j = 0; j < nLong; j++) firstRow[codes[start + longRows[j]!]!] = -1;
   }
 
   private fill(vector: duckdb.Vector, type: SqlType, col: AppendColumn, start: number, count: number): void {
@@ -181,10 +224,7 @@ export class ChunkWriter {
           out[at] = w[k]!; out[at + 1] = w[k + 1]!; out[at + 2] = w[k + 2]!; out[at + 3] = w[k + 3]!;
         }
         copyView(vector, out.subarray(0, 4 * count));
-        for (let j = 0; j < nLong; j++) {
-          const i = longRows[j]!;
-          duckdb.vector_assign_string_element(vector, i, col.dict[codes[start + i]!]!);
-        }
+        if (nLong > 0) this.assignLong(vector, col, start, count, nLong);
         break;
       }
     }

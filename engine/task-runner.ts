@@ -168,18 +168,37 @@ export class TaskRunner {
   }
 }
 
-/** Why each late row is late, in words a user can act on. */
+/**
+ * Why each late row is late, in words a user can act on. Rows of one window late under the same
+ * watermark share one string (the usual case: a late batch's rows fall into a few windows), so
+ * the times are formatted once per window, not three times per row (0.35 M late events/s
+ * before, docs/benchmarks.md).
+ */
 function lateReasons(plan: PipelinePlan, rows: Int32Array, info: Float64Array, count: number, wm: Float64Array, ts: Float64Array): string[] {
-  const out: string[] = [];
+  const out = new Array<string>(count);
   const w = plan.window;
+  let watermark = NaN;
+  let watermarkText = '';
+  /** reasons under `watermark`, by window end */
+  const byEnd = new Map<number, string>();
   for (let i = 0; i < count; i++) {
     const r = rows[i]!;
-    if (w.kind === 'session') {
-      out.push(`event time ${iso(ts[r]!)} is before the watermark ${iso(wm[r]!)} minus lateness ${plan.lateness} ms: its session was already emitted or could reach one that was`);
-    } else {
-      const end = info[i]!;
-      out.push(`window [${iso(end - w.size)}, ${iso(end)}) was already emitted: watermark ${iso(wm[r]!)} ≥ window end + lateness ${plan.lateness} ms`);
+    if (wm[r] !== watermark) {
+      watermark = wm[r]!;
+      watermarkText = iso(watermark);
+      byEnd.clear();
     }
+    if (w.kind === 'session') {
+      out[i] = `event time ${iso(ts[r]!)} is before the watermark ${watermarkText} minus lateness ${plan.lateness} ms: its session was already emitted or could reach one that was`;
+      continue;
+    }
+    const end = info[i]!;
+    let reason = byEnd.get(end);
+    if (reason === undefined) {
+      reason = `window [${iso(end - w.size)}, ${iso(end)}) was already emitted: watermark ${watermarkText} ≥ window end + lateness ${plan.lateness} ms`;
+      byEnd.set(end, reason);
+    }
+    out[i] = reason;
   }
   return out;
 }

@@ -4,8 +4,12 @@
  * engine/outbox.ts).
  *
  *   u32 magic 'SLB1' | u32 header bytes | header (JSON: length, column types, string
- *   dictionaries, optional per-row notes) | pad | per column: valid u8[n] (when present) |
- *   values (u8 / i32 / f64 / i64 words), each section 8-byte aligned
+ *   dictionaries, the distinct notes) | pad | per column: valid u8[n] (when present) |
+ *   values (u8 / i32 / f64 / i64 words) | with notes: i32[n] each row's note in the header's
+ *   list; each section 8-byte aligned
+ *
+ * Notes (late events' reasons, ~100 bytes each) repeat: the rows of a late window share one.
+ * Written once each, a batch of 64 K late rows carries a few of them instead of 6 MB of JSON.
  *
  * String columns carry only the dictionary entries their rows use (remapped codes), so a few
  * late rows of a batch do not drag its whole dictionary along.
@@ -21,6 +25,7 @@ const decoder = new TextDecoder();
 interface Header {
   length: number;
   columns: { type: Column['type']; valid: boolean; dict?: string[] }[];
+  /** the distinct notes; each row's index into them follows the columns */
   notes?: string[];
 }
 
@@ -54,14 +59,30 @@ export function serializeRows(
 ): Uint8Array {
   const n = rows === null ? batch.length : count;
   const cols = batch.columns.map((c) => compactDictionary(rows === null ? c : gatherColumn(c, rows.subarray(0, count))));
+  const noteCodes = notes === undefined ? null : new Int32Array(n);
+  const noteDict: string[] = [];
+  if (notes !== undefined) {
+    const ids = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const note = notes[i] ?? '';
+      let id = ids.get(note);
+      if (id === undefined) {
+        id = noteDict.length;
+        noteDict.push(note);
+        ids.set(note, id);
+      }
+      noteCodes![i] = id;
+    }
+  }
   const header: Header = {
     length: n,
     columns: cols.map((c) => ({ type: c.type, valid: c.valid !== null, ...(c.type === 'string' ? { dict: [...c.dict] } : {}) })),
-    ...(notes !== undefined ? { notes: [...notes] } : {}),
+    ...(notes !== undefined ? { notes: noteDict } : {}),
   };
   const head = encoder.encode(JSON.stringify(header));
   let size = align8(8 + head.length);
   for (const c of cols) size += (c.valid !== null ? align8(n) : 0) + align8(bytesOf(c, n));
+  if (noteCodes !== null) size += align8(4 * n);
   const u8 = alloc(size);
   const buf = u8.buffer;
   const base = u8.byteOffset;
@@ -85,6 +106,7 @@ export function serializeRows(
     }
     off += align8(bytesOf(c, n));
   }
+  if (noteCodes !== null) new Int32Array(buf, base + off, n).set(noteCodes);
   return u8;
 }
 
@@ -119,5 +141,16 @@ export function deserializeRows(bytes: Uint8Array, schema: StreamSchema): { batc
     }
     return col;
   });
-  return { batch: { schema, length: n, columns }, notes: header.notes ?? null };
+  let notes: string[] | null = null;
+  if (header.notes !== undefined) {
+    const dict = header.notes;
+    const codes = new Int32Array(buf, base + off, n);
+    notes = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const note = dict[codes[i]!];
+      if (note === undefined) throw new Error(`column batch: row ${i} refers to note ${codes[i]}, the batch has ${dict.length}`);
+      notes[i] = note;
+    }
+  }
+  return { batch: { schema, length: n, columns }, notes };
 }

@@ -36,6 +36,20 @@ test('every row, or a subset, round-trips with notes; strings keep only the entr
   }
 });
 
+test('repeated notes are written once each, and every row gets its own back', () => {
+  const n = 10_000;
+  const batch = randomBatch(schema, n, mulberry32(5));
+  const long = (k: number): string => `window ${k} was already emitted: watermark ${'x'.repeat(90)}`;
+  const notes = Array.from({ length: n }, (_, i) => long(i % 3 === 0 ? 0 : 1));
+  const withNotes = serializeRows(batch, null, 0, notes);
+  const without = serializeRows(batch, null, 0);
+  // a row index per row plus the two distinct notes, not 10 000 × ~120 bytes
+  assert.ok(withNotes.byteLength - without.byteLength <= 4 * n + 2 * (long(1).length + 8) + 64, `${withNotes.byteLength - without.byteLength} bytes of notes`);
+  const back = deserializeRows(withNotes, schema);
+  assert.deepEqual(back.notes, notes);
+  assert.deepEqual(rowsOf(back.batch), rowsOf(batch));
+});
+
 test('a zero-row batch, and a schema that does not match, are handled', () => {
   const batch = randomBatch(schema, 0, mulberry32(1));
   assert.equal(deserializeRows(serializeRows(batch, null, 0), schema).batch.length, 0);

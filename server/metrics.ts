@@ -96,6 +96,18 @@ export class Metrics {
         },
       });
     };
+    /** an engine-wide counter, read from the engine's running total at scrape time */
+    const total = (name: string, help: string, pick: (s: Snapshot) => number): void => {
+      new Counter({
+        name, help, registers,
+        collect() {
+          const s = snapshot();
+          if (s === null) return;
+          this.reset();
+          this.inc(pick(s));
+        },
+      });
+    };
     perPipeline(METRIC.pipelineEvents, 'Events that passed the pipeline\'s filter (on time or late).', (s) => s.pipelineEvents);
     perPipeline(METRIC.pipelineLate, 'Late events routed to <pipeline>__late.', (s) => s.lateEvents);
     perPipeline(METRIC.windowsEmitted, 'Result rows (window × group) committed.', (s) => s.windowsEmitted);
@@ -110,24 +122,9 @@ export class Metrics {
       },
     });
     level(METRIC.poolQueueDepth, 'Batches received and not yet processed: waiting for a worker, or in a task a worker holds.', (s) => s.piecesWaiting + s.tasksInFlight);
-    new Counter({
-      name: METRIC.workerFailures, help: 'Worker threads that died (crash, out of memory) while processing a task; their batches were rejected.', registers,
-      collect() {
-        const s = snapshot();
-        if (s === null) return;
-        this.reset();
-        this.inc(s.workerFailures);
-      },
-    });
-    new Counter({
-      name: METRIC.outboxFallbacks, help: 'Partials, late and archived row sets a worker could not write into its shared outbox (every block still held by the state worker, or larger than a block) and moved as an ArrayBuffer instead: each adds to the state worker\'s garbage collection.', registers,
-      collect() {
-        const s = snapshot();
-        if (s === null) return;
-        this.reset();
-        this.inc(s.outboxFallbacks);
-      },
-    });
+    total(METRIC.workerFailures, 'Worker threads that died (crash, out of memory) while processing a task; their batches were rejected.', (s) => s.workerFailures);
+    total(METRIC.outboxFallbacks, 'Partials, late and archived row sets a worker could not write into its shared outbox (every block still held by the state worker, or larger than a block) and moved as an ArrayBuffer instead: each adds to the state worker\'s garbage collection.',
+      (s) => s.outboxFallbacks);
     level(METRIC.arenaBytes, 'Bytes of received batches held in the shared-memory slab arena.', (s) => s.arenaBytesInUse);
     level(METRIC.arenaCapacity, 'Capacity of the slab arena (workers.queue); ingest pushes back when it is full.', (s) => s.arenaBytesCapacity);
     level(METRIC.storageMemory, 'DuckDB\'s own memory (its buffer pool: cached table blocks, rows not yet checkpointed into the file, query state), read after a commit at most once a second; absent before the first commit.',

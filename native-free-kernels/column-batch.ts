@@ -9,7 +9,7 @@
  *   list; each section 8-byte aligned
  *
  * Notes (late events' reasons, ~100 bytes each) repeat: the rows of a late window share one.
- * Written once each, a batch of 64 K late rows carries a few of them instead of 6 MB of JSON.
+ * Written once each, a batch of 64 K late rows carries a few of them instead of ~7 MB of JSON.
  *
  * String columns carry only the dictionary entries their rows use (remapped codes), so a few
  * late rows of a batch do not drag its whole dictionary along.

@@ -20,14 +20,14 @@ import type { Batch, StreamSchema } from './schema.js';
 import type { StreamPosition, ToState } from './protocol.js';
 import { WindowState, type PartsSnapshot, type WindowResult } from './window-state.js';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointState } from './checkpoint.js';
-import type { CheckpointData, CheckpointPart } from './storage.js';
+import type { CheckpointData, CheckpointPart, LateRows } from './storage.js';
 import { deserializePartial } from '../native-free-kernels/partial.js';
 import { deserializeRows } from '../native-free-kernels/column-batch.js';
 import { releaseParcel } from './outbox.js';
 
 export interface PendingCommit {
   results: { pipeline: string; result: WindowResult }[];
-  late: { pipeline: string; rows: Batch; reasons: readonly string[] }[];
+  late: LateRows[];
   archive: { stream: string; rows: Batch }[];
   /** bytes of task buffers held by late / archive rows (released once committed) */
   heldBytes: number;
@@ -117,17 +117,14 @@ export class StateCore {
       }
       for (const l of o.late) {
         const { batch, notes } = deserializeRows(l.bytes, s.schema);
-        this.pending.late.push({ pipeline: l.pipeline, rows: batch, reasons: notes ?? [] });
-        this.pending.heldBytes += l.bytes.byteLength;
-        this.pending.parcels.push(l.bytes);
-        this.pending.rows += batch.length;
+        if (notes === null) throw new Error(`state: late rows of '${l.pipeline}' without their reasons`);
+        this.pending.late.push({ pipeline: l.pipeline, rows: batch, reasons: notes });
+        this.hold(l.bytes, batch.length);
       }
       if (o.archive !== null) {
         const { batch } = deserializeRows(o.archive, s.schema);
         this.pending.archive.push({ stream: s.name, rows: batch });
-        this.pending.heldBytes += o.archive.byteLength;
-        this.pending.parcels.push(o.archive);
-        this.pending.rows += batch.length;
+        this.hold(o.archive, batch.length);
       }
       s.position = { seq: o.seqLast, maxEventTime: Math.max(s.position.maxEventTime, o.maxEventTime) };
     } else if (m.kind === 'skip') {
@@ -136,6 +133,13 @@ export class StateCore {
       s.position = { seq: s.position.seq, maxEventTime: Math.max(s.position.maxEventTime, m.maxEventTime) };
     }
     this.closeWindows(s, s.position.maxEventTime - s.maxOutOfOrder);
+  }
+
+  /** The pending commit reads `rows` rows from `bytes`: keep them until it landed (releasePending). */
+  private hold(bytes: Uint8Array, rows: number): void {
+    this.pending.parcels.push(bytes);
+    this.pending.heldBytes += bytes.byteLength;
+    this.pending.rows += rows;
   }
 
   private pipeline(s: StreamState, name: string): { plan: PipelinePlan; state: WindowState } {

@@ -51,7 +51,7 @@ import type { SluiceConfig, WindowSpec } from './config.js';
 import { resolveStorageThreads, streamSchemaOf } from './config.js';
 import { SluiceError, sluiceError } from './errors.js';
 import { compilePipeline } from './plan.js';
-import type { Batch, Column, ColumnType, StreamSchema } from './schema.js';
+import type { Batch, Column, ColumnType, StreamSchema, StringColumn } from './schema.js';
 import type { WindowResult } from './window-state.js';
 import { ChunkWriter, SQL_TYPE_OF, type AppendColumn, type SqlType } from './duckdb-append.js';
 import { collectRanges, exportRange, quoteIdent, quoteString, type ExportSource } from './parquet-export.js';
@@ -70,8 +70,8 @@ export interface LateRows {
   pipeline: string;
   /** raw columns, stream schema */
   rows: Batch;
-  /** one per row */
-  reasons: readonly string[];
+  /** one per row, dictionary-encoded (the rows of a late window share one), no nulls */
+  reasons: StringColumn;
 }
 
 export interface ArchiveRows {
@@ -772,24 +772,6 @@ function checkResult(t: PipelineTarget, r: WindowResult): void {
   });
 }
 
-/** Late reasons as a dictionary-encoded column (few distinct reasons, many rows). */
-function reasonColumn(reasons: readonly string[]): Column {
-  const dict: string[] = [];
-  const ids = new Map<string, number>();
-  const codes = new Int32Array(reasons.length);
-  for (let i = 0; i < reasons.length; i++) {
-    const s = reasons[i]!;
-    let id = ids.get(s);
-    if (id === undefined) {
-      id = dict.length;
-      dict.push(s);
-      ids.set(s, id);
-    }
-    codes[i] = id;
-  }
-  return { type: 'string', codes, dict, valid: null };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Storage
 // ---------------------------------------------------------------------------------------------
@@ -1052,8 +1034,8 @@ export class Storage {
         const t = this.pipelines.get(late.pipeline);
         if (t === undefined) throw badInput(`late rows for unknown pipeline '${late.pipeline}'`);
         checkBatch(`late rows of pipeline '${late.pipeline}'`, late.rows, t.schema);
-        if (late.reasons.length !== late.rows.length) throw badInput(`late rows of pipeline '${late.pipeline}': ${late.reasons.length} reasons for ${late.rows.length} rows`);
-        await append(t.late, [...late.rows.columns, reasonColumn(late.reasons)], late.rows.length);
+        if (late.reasons.codes.length !== late.rows.length) throw badInput(`late rows of pipeline '${late.pipeline}': ${late.reasons.codes.length} reasons for ${late.rows.length} rows`);
+        await append(t.late, [...late.rows.columns, late.reasons], late.rows.length);
       }
       for (const a of req.archive) {
         const t = this.archives.get(a.stream);

@@ -15,7 +15,7 @@ import type { SluiceConfig } from './config.js';
 import { streamSchemaOf } from './config.js';
 import { asSluiceError } from './errors.js';
 import { compilePipeline, type PipelinePlan } from './plan.js';
-import type { Batch, StreamSchema, TimestampColumn } from './schema.js';
+import type { Batch, StreamSchema, StringColumn, TimestampColumn } from './schema.js';
 import type { PieceOutcome, PoolResult, PoolTask } from './protocol.js';
 import { WindowAggregator, type LateInput } from './window-aggregate.js';
 import { WatermarkChain } from './watermark-chain.js';
@@ -169,18 +169,19 @@ export class TaskRunner {
 }
 
 /**
- * Why each late row is late, in words a user can act on. Rows of one window late under the same
- * watermark share one string (the usual case: a late batch's rows fall into a few windows), so
- * the times are formatted once per window, not three times per row (0.35 M late events/s
- * before, docs/benchmarks.md).
+ * Why each late row is late, in words a user can act on, dictionary-encoded: rows of one window
+ * late under the same watermark share one reason (the usual case: a late batch's rows fall into
+ * a few windows), so the times are formatted once per window, not three times per row (0.35 M
+ * late events/s before, docs/benchmarks.md), and the reason travels and is stored once.
  */
-function lateReasons(plan: PipelinePlan, rows: Int32Array, info: Float64Array, count: number, wm: Float64Array, ts: Float64Array): string[] {
-  const out = new Array<string>(count);
+function lateReasons(plan: PipelinePlan, rows: Int32Array, info: Float64Array, count: number, wm: Float64Array, ts: Float64Array): StringColumn {
+  const codes = new Int32Array(count);
+  const dict: string[] = [];
   const w = plan.window;
   let watermark = NaN;
   let watermarkText = '';
-  /** reasons under `watermark`, by window end */
-  const byEnd = new Map<number, string>();
+  /** codes of the reasons under `watermark`, by window end */
+  const byEnd = new Map<number, number>();
   for (let i = 0; i < count; i++) {
     const r = rows[i]!;
     if (wm[r] !== watermark) {
@@ -189,16 +190,18 @@ function lateReasons(plan: PipelinePlan, rows: Int32Array, info: Float64Array, c
       byEnd.clear();
     }
     if (w.kind === 'session') {
-      out[i] = `event time ${iso(ts[r]!)} is before the watermark ${watermarkText} minus lateness ${plan.lateness} ms: its session was already emitted or could reach one that was`;
+      codes[i] = dict.length;
+      dict.push(`event time ${iso(ts[r]!)} is before the watermark ${watermarkText} minus lateness ${plan.lateness} ms: its session was already emitted or could reach one that was`);
       continue;
     }
     const end = info[i]!;
-    let reason = byEnd.get(end);
-    if (reason === undefined) {
-      reason = `window [${iso(end - w.size)}, ${iso(end)}) was already emitted: watermark ${watermarkText} ≥ window end + lateness ${plan.lateness} ms`;
-      byEnd.set(end, reason);
+    let code = byEnd.get(end);
+    if (code === undefined) {
+      code = dict.length;
+      dict.push(`window [${iso(end - w.size)}, ${iso(end)}) was already emitted: watermark ${watermarkText} ≥ window end + lateness ${plan.lateness} ms`);
+      byEnd.set(end, code);
     }
-    out[i] = reason;
+    codes[i] = code;
   }
-  return out;
+  return { type: 'string', codes, dict, valid: null };
 }

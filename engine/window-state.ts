@@ -150,7 +150,7 @@ export class WindowState {
     if (W === 1) {
       // the common case (a batch inside one window): every entry in order, no split to build
       const all = (this.identity = identityOf(this.identity, G)).subarray(0, G);
-      this.mergeWindow(p, starts[0]!, 0, all);
+      this.mergeWindow(p, starts[0]!, all);
       return;
     }
     const offsets = (this.scratchOffsets = grown(this.scratchOffsets, 2 * W + 1));
@@ -162,14 +162,14 @@ export class WindowState {
     const order = (this.scratchOrder = grown(this.scratchOrder, G));
     for (let g = 0; g < G; g++) order[offsets[W + 1 + bucketOf[g]!]!++] = g;
 
-    for (let b = 0; b < W; b++) this.mergeWindow(p, starts[b]!, order[offsets[b]!]!, order.subarray(offsets[b]!, offsets[b + 1]!));
+    for (let b = 0; b < W; b++) this.mergeWindow(p, starts[b]!, order.subarray(offsets[b]!, offsets[b + 1]!));
   }
 
-  /** Merge the partial's entries `sel`, all of window `start` (`first` is one of them), into its bucket. */
-  private mergeWindow(p: Partial, start: number, first: number, sel: Int32Array): void {
+  /** Merge the partial's entries `sel` (at least one), all of window `start`, into its bucket. */
+  private mergeWindow(p: Partial, start: number, sel: Int32Array): void {
     let bucket = this.buckets.get(start);
     if (bucket === undefined) {
-      const end = p.windowEnd[first]!;
+      const end = p.windowEnd[sel[0]!]!;
       if (end + this.plan.lateness <= this.closedUpTo) {
         throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial holds window [${start}, ${end}), which was already emitted (watermark ${this.closedUpTo}); late events must not reach the window state`);
       }

@@ -8,14 +8,14 @@
  *   values (u8 / i32 / f64 / i64 words) | with notes: i32[n] each row's note in the header's
  *   list; each section 8-byte aligned
  *
- * Notes (late events' reasons, ~100 bytes each) repeat: the rows of a late window share one.
- * Written once each, a batch of 64 K late rows carries a few of them instead of ~7 MB of JSON.
+ * Notes (late events' reasons, ~100 bytes each) come dictionary-encoded: the rows of a late
+ * window share one, so a batch of 64 K late rows carries a few of them instead of ~7 MB of JSON.
  *
  * String columns carry only the dictionary entries their rows use (remapped codes), so a few
  * late rows of a batch do not drag its whole dictionary along.
  */
 
-import type { Batch, Column, StreamSchema } from '../engine/schema.js';
+import type { Batch, Column, StreamSchema, StringColumn } from '../engine/schema.js';
 import { compactDictionary, gatherColumn } from './gather.js';
 
 const MAGIC = 0x31424c53; // 'SLB1'
@@ -48,41 +48,28 @@ function bytesOf(c: Column, n: number): number {
 
 /**
  * Serialize rows `rows[0..count)` of the batch (every row when `rows` is null), with optional
- * per-row notes (late events carry their reason).
+ * per-row notes (late events carry their reason): one per serialized row, no nulls, each
+ * distinct note once in its dictionary.
  */
 export function serializeRows(
   batch: Batch,
   rows: Int32Array | null,
   count: number,
-  notes?: readonly string[],
+  notes?: StringColumn,
   alloc: (size: number) => Uint8Array = (size) => new Uint8Array(size),
 ): Uint8Array {
   const n = rows === null ? batch.length : count;
+  if (notes !== undefined && (notes.codes.length !== n || notes.valid !== null)) throw new Error(`column batch: ${notes.codes.length} notes for ${n} rows (or nulls among them)`);
   const cols = batch.columns.map((c) => compactDictionary(rows === null ? c : gatherColumn(c, rows.subarray(0, count))));
-  const noteCodes = notes === undefined ? null : new Int32Array(n);
-  const noteDict: string[] = [];
-  if (notes !== undefined) {
-    const ids = new Map<string, number>();
-    for (let i = 0; i < n; i++) {
-      const note = notes[i] ?? '';
-      let id = ids.get(note);
-      if (id === undefined) {
-        id = noteDict.length;
-        noteDict.push(note);
-        ids.set(note, id);
-      }
-      noteCodes![i] = id;
-    }
-  }
   const header: Header = {
     length: n,
     columns: cols.map((c) => ({ type: c.type, valid: c.valid !== null, ...(c.type === 'string' ? { dict: [...c.dict] } : {}) })),
-    ...(notes !== undefined ? { notes: noteDict } : {}),
+    ...(notes !== undefined ? { notes: [...notes.dict] } : {}),
   };
   const head = encoder.encode(JSON.stringify(header));
   let size = align8(8 + head.length);
   for (const c of cols) size += (c.valid !== null ? align8(n) : 0) + align8(bytesOf(c, n));
-  if (noteCodes !== null) size += align8(4 * n);
+  if (notes !== undefined) size += align8(4 * n);
   const u8 = alloc(size);
   const buf = u8.buffer;
   const base = u8.byteOffset;
@@ -106,12 +93,12 @@ export function serializeRows(
     }
     off += align8(bytesOf(c, n));
   }
-  if (noteCodes !== null) new Int32Array(buf, base + off, n).set(noteCodes);
+  if (notes !== undefined) new Int32Array(buf, base + off, n).set(notes.codes);
   return u8;
 }
 
 /** Inverse of serializeRows; columns are views over `bytes`, which must start 8-byte aligned. */
-export function deserializeRows(bytes: Uint8Array, schema: StreamSchema): { batch: Batch; notes: string[] | null } {
+export function deserializeRows(bytes: Uint8Array, schema: StreamSchema): { batch: Batch; notes: StringColumn | null } {
   const buf = bytes.buffer;
   const base = bytes.byteOffset;
   if (base % 8 !== 0) throw new Error('column batch: bytes not 8-byte aligned');
@@ -141,16 +128,14 @@ export function deserializeRows(bytes: Uint8Array, schema: StreamSchema): { batc
     }
     return col;
   });
-  let notes: string[] | null = null;
+  let notes: StringColumn | null = null;
   if (header.notes !== undefined) {
     const dict = header.notes;
     const codes = new Int32Array(buf, base + off, n);
-    notes = new Array<string>(n);
     for (let i = 0; i < n; i++) {
-      const note = dict[codes[i]!];
-      if (note === undefined) throw new Error(`column batch: row ${i} refers to note ${codes[i]}, the batch has ${dict.length}`);
-      notes[i] = note;
+      if (codes[i]! < 0 || codes[i]! >= dict.length) throw new Error(`column batch: row ${i} refers to note ${codes[i]}, the batch has ${dict.length}`);
     }
+    notes = { type: 'string', codes, dict, valid: null };
   }
   return { batch: { schema, length: n, columns }, notes };
 }

@@ -84,7 +84,6 @@ export class Metrics {
         },
       });
     };
-    /** a gauge set from one number of the snapshot */
     /** a gauge read from the snapshot; `pick` answering null leaves it without a new sample */
     const level = (name: string, help: string, pick: (s: Snapshot) => number | null): void => {
       new Gauge({

@@ -122,7 +122,7 @@ function plainOf(p: PendingCommit): unknown {
   };
   return {
     results: plain(p.results),
-    late: p.late.map((l) => ({ pipeline: l.pipeline, rows: rowsOf(l.rows), reasons: l.reasons })),
+    late: p.late.map((l) => ({ pipeline: l.pipeline, rows: rowsOf(l.rows), reasons: Array.from(l.reasons.codes, (c) => l.reasons.dict[c]) })),
     archive: p.archive.map((a) => ({ stream: a.stream, rows: rowsOf(a.rows) })),
   };
 }

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig, parseConfig, resolveStorageThreads, type SluiceConfig } from '../../engine/config.js';
 import { SluiceError } from '../../engine/errors.js';
-import { int64ToString, makeSchema, valueAt, type Batch, type Column, type ColumnType, type Field } from '../../engine/schema.js';
+import { int64ToString, makeSchema, stringColumnOf, valueAt, type Batch, type Column, type ColumnType, type Field } from '../../engine/schema.js';
 import type { WindowResult } from '../../engine/window-state.js';
 import { Storage, type CommitRequest, type StorageLogger } from '../../engine/storage.js';
 import { parquetFileName, rangeStartOf } from '../../engine/parquet-export.js';
@@ -217,7 +217,7 @@ test('results and late rows read back exactly: null keys, int64 beyond 2^53, uni
     const r2 = randomResult(rng, 5);
     const late = evBatch(rng, 2500, { nullRate: 0.15 });
     const reasons = Array.from({ length: late.length }, (_, i) => (i % 3 === 0 ? 'window closed' : i % 3 === 1 ? 'fenêtre fermée 窓' : ''));
-    const out = await s.commit({ results: [{ pipeline: 'agg', result: r1 }, { pipeline: 'agg', result: r2 }], late: [{ pipeline: 'agg', rows: late, reasons }], archive: [], checkpoint: null });
+    const out = await s.commit({ results: [{ pipeline: 'agg', result: r1 }, { pipeline: 'agg', result: r2 }], late: [{ pipeline: 'agg', rows: late, reasons: stringColumnOf(reasons) }], archive: [], checkpoint: null });
     assert.equal(out.rows, 3000 + 5 + 2500);
     assert.ok(out.ms >= 0);
 
@@ -314,7 +314,7 @@ test('a commit that fails half way leaves nothing of itself, and the next commit
     const bad: Batch = { ...good, columns: good.columns.map((c, j) => (j === 0 ? { type: 'float64', values: new Float64Array(good.length), valid: null } : c)) };
     const req: CommitRequest = {
       results: [{ pipeline: 'agg', result: big }],
-      late: [{ pipeline: 'agg', rows: late, reasons: Array<string>(100).fill('x') }],
+      late: [{ pipeline: 'agg', rows: late, reasons: stringColumnOf(Array<string>(100).fill('x')) }],
       archive: [{ stream: 'ev', rows: good }, { stream: 'ev', rows: bad }],
       checkpoint: { state: new Uint8Array([1, 2, 3]), positions: { ev: { seq: 1 } } },
     };
@@ -325,7 +325,7 @@ test('a commit that fails half way leaves nothing of itself, and the next commit
     // other malformed requests, each after good rows
     const cases: [CommitRequest, RegExp][] = [
       [{ ...EMPTY, results: [{ pipeline: 'agg', result: big }, { pipeline: 'nope', result: big }] }, /unknown pipeline 'nope'/],
-      [{ ...EMPTY, archive: [{ stream: 'ev', rows: good }], late: [{ pipeline: 'agg', rows: late, reasons: ['only one'] }] }, /1 reasons for 100 rows/],
+      [{ ...EMPTY, archive: [{ stream: 'ev', rows: good }], late: [{ pipeline: 'agg', rows: late, reasons: stringColumnOf(['only one']) }] }, /1 reasons for 100 rows/],
       [{ ...EMPTY, archive: [{ stream: 'ev', rows: good }], results: [{ pipeline: 'agg', result: { ...big, keys: big.keys.slice(1) } }] }, /3 key columns, the pipeline 4/],
       [{ ...EMPTY, archive: [{ stream: 'ev', rows: good }], checkpoint: { state: new Uint8Array(0), positions: { n: 1n } } }, /positions are not JSON/],
     ];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeSchema, valueAt, type Batch } from '../../engine/schema.js';
+import { makeSchema, stringColumnOf, valueAt, type Batch, type StringColumn } from '../../engine/schema.js';
 import { deserializeRows, serializeRows } from '../../native-free-kernels/column-batch.js';
 import { mulberry32, randomBatch } from '../helpers/random.js';
 
@@ -8,6 +8,11 @@ const schema = makeSchema([
   { name: 'b', type: 'bool' }, { name: 'i', type: 'int32' }, { name: 'l', type: 'int64' },
   { name: 'f', type: 'float64' }, { name: 's', type: 'string' }, { name: 't', type: 'timestamp' },
 ]);
+
+/** each row's note */
+function notesOf(c: StringColumn | null): string[] | null {
+  return c === null ? null : Array.from(c.codes, (code) => c.dict[code]!);
+}
 
 function rowsOf(b: Batch): unknown[][] {
   return Array.from({ length: b.length }, (_, r) => b.columns.map((c) => {
@@ -23,9 +28,9 @@ test('every row, or a subset, round-trips with notes; strings keep only the entr
     assert.deepEqual(rowsOf(all.batch), rowsOf(batch));
     assert.equal(all.notes, null);
     const pick = Int32Array.from([3, 3, 499, 0, 250]);
-    const some = deserializeRows(serializeRows(batch, pick, 4, ['a', 'b', 'c', 'd']), schema);
+    const some = deserializeRows(serializeRows(batch, pick, 4, stringColumnOf(['a', 'b', 'c', 'd'])), schema);
     assert.deepEqual(rowsOf(some.batch), [3, 3, 499, 0].map((r) => rowsOf(batch)[r]));
-    assert.deepEqual(some.notes, ['a', 'b', 'c', 'd']);
+    assert.deepEqual(notesOf(some.notes), ['a', 'b', 'c', 'd']);
     // into a shared block after other bytes (a worker's outbox), read back in place
     const shared = new SharedArrayBuffer(1 << 16);
     const inBlock = serializeRows(batch, null, 0, undefined, (size) => new Uint8Array(shared, 24, size));
@@ -36,17 +41,17 @@ test('every row, or a subset, round-trips with notes; strings keep only the entr
   }
 });
 
-test('repeated notes are written once each, and every row gets its own back', () => {
+test('repeated notes (a dictionary column) are written once each, and every row gets its own back', () => {
   const n = 10_000;
   const batch = randomBatch(schema, n, mulberry32(5));
   const long = (k: number): string => `window ${k} was already emitted: watermark ${'x'.repeat(90)}`;
   const notes = Array.from({ length: n }, (_, i) => long(i % 3 === 0 ? 0 : 1));
-  const withNotes = serializeRows(batch, null, 0, notes);
+  const withNotes = serializeRows(batch, null, 0, stringColumnOf(notes));
   const without = serializeRows(batch, null, 0);
   // a row index per row plus the two distinct notes, not 10 000 × ~120 bytes
   assert.ok(withNotes.byteLength - without.byteLength <= 4 * n + 2 * (long(1).length + 8) + 64, `${withNotes.byteLength - without.byteLength} bytes of notes`);
   const back = deserializeRows(withNotes, schema);
-  assert.deepEqual(back.notes, notes);
+  assert.deepEqual(notesOf(back.notes), notes);
   assert.deepEqual(rowsOf(back.batch), rowsOf(batch));
 });
 

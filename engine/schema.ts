@@ -78,24 +78,6 @@ export interface StringColumn {
 
 export type Column = BoolColumn | Int32Column | Int64Column | Float64Column | TimestampColumn | StringColumn;
 
-/** Strings as a dictionary-encoded column, no nulls (each distinct string once in `dict`). */
-export function stringColumnOf(values: readonly string[]): StringColumn {
-  const dict: string[] = [];
-  const ids = new Map<string, number>();
-  const codes = new Int32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const s = values[i]!;
-    let id = ids.get(s);
-    if (id === undefined) {
-      id = dict.length;
-      dict.push(s);
-      ids.set(s, id);
-    }
-    codes[i] = id;
-  }
-  return { type: 'string', codes, dict, valid: null };
-}
-
 /** A decoded batch: one column per schema field, in schema order, all of `length` rows. */
 export interface Batch {
   readonly schema: StreamSchema;

@@ -9,11 +9,11 @@ import { Worker } from 'node:worker_threads';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig, parseConfig, resolveStorageThreads, type SluiceConfig } from '../../engine/config.js';
 import { SluiceError } from '../../engine/errors.js';
-import { int64ToString, makeSchema, stringColumnOf, valueAt, type Batch, type Column, type ColumnType, type Field } from '../../engine/schema.js';
+import { int64ToString, makeSchema, valueAt, type Batch, type Column, type ColumnType, type Field } from '../../engine/schema.js';
 import type { WindowResult } from '../../engine/window-state.js';
 import { Storage, type CommitRequest, type StorageLogger } from '../../engine/storage.js';
 import { parquetFileName, rangeStartOf } from '../../engine/parquet-export.js';
-import { mulberry32, randomBatch, type Rng } from '../helpers/random.js';
+import { mulberry32, randomBatch, stringColumnOf, type Rng } from '../helpers/random.js';
 import { repoRoot } from '../helpers/paths.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
  * (accents, CJK, emoji, quotes, backslashes, newlines, NUL, a leading BOM), and timestamps in no
  * particular order, before and after 1970. Same seed, same batch.
  */
-import type { Batch, Column, ColumnType, StreamSchema } from '../../engine/schema.js';
+import type { Batch, Column, ColumnType, StreamSchema, StringColumn } from '../../engine/schema.js';
 
 import { mulberry32, type Rng } from '../../bench/random.js';
 
@@ -149,4 +149,22 @@ export function randomBatch(schema: StreamSchema, rows: number, rng: Rng, opts: 
   const nonFinite = opts.nonFinite ?? true;
   const columns = schema.fields.map((f) => randomColumn(f.type, rows, rng, nullRate, nonFinite));
   return { schema, length: rows, columns };
+}
+
+/** Strings as a dictionary-encoded column, no nulls (each distinct string once in `dict`). */
+export function stringColumnOf(values: readonly string[]): StringColumn {
+  const dict: string[] = [];
+  const ids = new Map<string, number>();
+  const codes = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const s = values[i]!;
+    let id = ids.get(s);
+    if (id === undefined) {
+      id = dict.length;
+      dict.push(s);
+      ids.set(s, id);
+    }
+    codes[i] = id;
+  }
+  return { type: 'string', codes, dict, valid: null };
 }

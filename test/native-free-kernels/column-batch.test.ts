@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeSchema, stringColumnOf, valueAt, type Batch, type StringColumn } from '../../engine/schema.js';
+import { makeSchema, valueAt, type Batch, type StringColumn } from '../../engine/schema.js';
 import { deserializeRows, serializeRows } from '../../native-free-kernels/column-batch.js';
-import { mulberry32, randomBatch } from '../helpers/random.js';
+import { mulberry32, randomBatch, stringColumnOf } from '../helpers/random.js';
 
 const schema = makeSchema([
   { name: 'b', type: 'bool' }, { name: 'i', type: 'int32' }, { name: 'l', type: 'int64' },

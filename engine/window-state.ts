@@ -17,6 +17,7 @@ import { AggState } from '../native-free-kernels/aggregate-state.js';
 import { deserializePartial, serializePartial, type Partial } from '../native-free-kernels/partial.js';
 import { mergeStates, type AggregateKernel } from '../native-free-kernels/aggregates.js';
 import { concatColumns } from '../native-free-kernels/concat.js';
+import { DenseKeyIndex } from '../native-free-kernels/dense-key-index.js';
 
 /** Closed windows, columnar: one entry per (window, group). */
 export interface WindowResult {
@@ -69,6 +70,8 @@ interface Bucket extends Stored {
   readonly start: number;
   readonly end: number;
   readonly table: GroupTable;
+  /** the table's direct-indexed front when the key is one integer column */
+  readonly index: DenseKeyIndex | null;
   readonly state: AggState;
 }
 
@@ -78,6 +81,8 @@ const MAX_SCANNED_STARTS = 32;
 export class WindowState {
   readonly plan: PipelinePlan;
   private readonly keySpecs: KeySpec[];
+  /** the key when it is one integer column (each window's table then gets a DenseKeyIndex) */
+  private readonly denseKey: 'i32' | 'i64' | null;
   private readonly buckets = new Map<number, Bucket>();
   private readonly sessions: SessionStore | null;
   private scratchGids = new Int32Array(1024);
@@ -98,6 +103,8 @@ export class WindowState {
   constructor(plan: PipelinePlan) {
     this.plan = plan;
     this.keySpecs = plan.keys.map((k) => ({ kind: keyKindOf(k.type), perPosition: false }));
+    const only = this.keySpecs.length === 1 ? this.keySpecs[0]!.kind : null;
+    this.denseKey = only === 'i32' || only === 'i64' ? only : null;
     this.sessions = plan.window.kind === 'session' ? new SessionStore(plan, this.keySpecs) : null;
   }
 
@@ -177,6 +184,7 @@ export class WindowState {
         start,
         end,
         table: new GroupTable(this.keySpecs, 256),
+        index: this.denseKey === null ? null : new DenseKeyIndex(this.denseKey === 'i64'),
         state: new AggState(this.plan.layout, 256),
         version: 0,
         storedId: 0,
@@ -185,7 +193,7 @@ export class WindowState {
       this.buckets.set(start, bucket);
     }
     bucket.version++;
-    mergeInto(bucket.table, bucket.state, this.plan, p, sel, (this.scratchGids = grown(this.scratchGids, sel.length)));
+    mergeInto(bucket.table, bucket.index, bucket.state, this.plan, p, sel, (this.scratchGids = grown(this.scratchGids, sel.length)));
   }
 
   /** Finalise and forget every window whose end + lateness ≤ watermark. */
@@ -326,9 +334,9 @@ function identityOf(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuff
 }
 
 /** Merge partial entries `sel` into (table, state): look their keys up, then fold states. */
-function mergeInto(table: GroupTable, state: AggState, plan: PipelinePlan, p: Partial, sel: Int32Array, gids: Int32Array): void {
+function mergeInto(table: GroupTable, index: DenseKeyIndex | null, state: AggState, plan: PipelinePlan, p: Partial, sel: Int32Array, gids: Int32Array): void {
   const inputs: KeyInput[] = p.keys.map((c) => keyInputOf(table, c, new Int32Array(c.type === 'string' ? c.dict.length : 0)));
-  table.insert(inputs, sel, sel.length, gids);
+  if (index === null || !index.insert(table, inputs[0]!, sel, sel.length, gids)) table.insert(inputs, sel, sel.length, gids);
   state.ensure(table.size);
   mergeStates(plan.kernels, state, gids, p.state, sel, sel.length);
 }

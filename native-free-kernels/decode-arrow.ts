@@ -763,6 +763,10 @@ class BoolBuilder implements ColumnBuilder {
  * cover every byte of a string of up to 8 bytes, so short strings (channel names, country
  * codes) hash and compare without a per-byte loop, whose unpredictable trip counts cost more
  * than the hashing itself (measured 1.3 → 0.85 ms per 64 K rows of 8 random channel names).
+ * Up to 12 bytes, bytes 4..7 are folded into the hash last, as `h ← (h ^ word) · odd` and the
+ * finaliser, both bijections: equal hash, length, w1 and w2 then mean equal bytes 4..7, so these
+ * compare without touching the bytes either (gen's bids, 16 K-row batches with 9-byte channel
+ * names, medians of 3: 24.2 → 21.7 ns per row decoded).
  */
 class ByteDict {
   private slots = new Int32Array(256); // entry id + 1; 0 = empty
@@ -812,7 +816,11 @@ class ByteDict {
         w1 = b[start]! | (b[start + (len >> 1)]! << 8) | (b[end - 1]! << 16);
       }
       let h = Math.imul(w1 ^ len, 0x01000193) ^ w2;
-      if (len > 8) for (let q = start + 4; q + 4 <= end - 4; q += 4) h = Math.imul(h ^ dv.getInt32(q, true), 0x01000193);
+      if (len > 8) {
+        // bytes 4..7; up to 12 bytes this is the last word, and a bijection into h
+        h = Math.imul(h ^ dv.getInt32(start + 4, true), 0x01000193);
+        for (let q = start + 8; q + 4 <= end - 4; q += 4) h = Math.imul(h ^ dv.getInt32(q, true), 0x01000193);
+      }
       h = fmix32(h);
       let slot = h & mask;
       let id = -1;
@@ -820,7 +828,7 @@ class ByteDict {
         const e = slots[slot]!;
         if (e === 0) break;
         const c = e - 1;
-        if (hashes[c] === h && lens[c] === len && w1s[c] === w1 && w2s[c] === w2 && (len <= 8 || this.sameBytes(c, start))) {
+        if (hashes[c] === h && lens[c] === len && w1s[c] === w1 && w2s[c] === w2 && (len <= 12 || this.sameBytes(c, start))) {
           id = c;
           break;
         }

@@ -292,6 +292,22 @@ describe('decodeArrow: every accepted Arrow type', () => {
     }
   });
 
+  test('strings that differ in one byte are distinct, at every position and length up to 20', () => {
+    // the dictionary keys strings of up to 12 bytes by their words without comparing bytes:
+    // every byte must be in some word
+    const strs: string[] = [];
+    for (let len = 1; len <= 20; len++) {
+      const base = 'abcdefghijklmnopqrst'.slice(0, len);
+      strs.push(base);
+      for (let p = 0; p < len; p++) strs.push(base.slice(0, p) + 'Z' + base.slice(p + 1));
+    }
+    const rows = [...strs, ...strs.slice().reverse()];
+    const col = decodeArrow(arrowStream([{ s: A.vectorFromArray(rows, new A.Utf8()).data[0]! }]), schemaFromRecord({ s: 'string' })).columns[0]!;
+    assert.ok(col.type === 'string');
+    assert.deepEqual(Array.from({ length: rows.length }, (_, i) => valueAt(col, i)), rows);
+    assert.equal(col.dict.length, new Set(strs).size);
+  });
+
   test('a byte-order mark inside a string is kept', () => {
     assert.deepEqual(decodeOne('string', A.vectorFromArray(['\uFEFFx', 'x'], new A.Utf8()).data[0]!), ['\uFEFFx', 'x']);
   });

@@ -817,7 +817,8 @@ class ByteDict {
       }
       let h = Math.imul(w1 ^ len, 0x01000193) ^ w2;
       if (len > 8) {
-        // bytes 4..7; up to 12 bytes this is the last word, and a bijection into h
+        // bytes 4..7, folded in last up to 15 bytes (a bijection into h); with w1 and w2 they
+        // cover every byte up to 12 (at 13, byte 8 is in none of them: sameBytes from there)
         h = Math.imul(h ^ dv.getInt32(start + 4, true), 0x01000193);
         for (let q = start + 8; q + 4 <= end - 4; q += 4) h = Math.imul(h ^ dv.getInt32(q, true), 0x01000193);
       }

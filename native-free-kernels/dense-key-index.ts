@@ -1,22 +1,27 @@
 /**
  * A direct-indexed front for a long-lived GroupTable whose key is one integer column.
  *
- * The state thread merges every partial into its window's group table. A window lives for many
- * partials, so nearly every key a partial brings is already in the table. When the keys span a
+ * The state thread merges every partial into its window's group table. When the keys span a
  * dense range (auction ids, bidder ids, small enums stored as integers), this index keeps
- * `map[key − base] = group id + 1` beside the table and answers those keys with one load from
- * a small array instead of a hash and a probe into the table's slots. Keys it does not know yet
- * (map entry 0) go to the table's own insert, which assigns or finds their group, and the index
- * records the answer.
+ * `map[key − base] = group id + 1` beside the table:
+ * - a key the map holds (a window lives for many partials, so most keys of a partial are
+ *   already in it) costs one load from a small array instead of a hash and a probe;
+ * - while every group of the table went through the map (`known === table.size`), a key the
+ *   map lacks is new: it gets the next id and is appended to the table without a lookup
+ *   (GroupTable.appendNew, which leaves the table's slots to be rebuilt if the table is ever
+ *   probed again). Windows that mostly see new keys — Nexmark's auctions, each bid on within
+ *   seconds of its creation — skip the probe into a slot table that outgrew the caches;
+ * - otherwise (a null key, groups the table got without the index) the misses go to the
+ *   table's own insert, which finds or adds them, and the map records the answers.
+ * Ids are always the table's, in the order the table alone would give them.
  *
- * The index is a cache of the table: an entry, once set, is the group the table holds for
- * that key, and groups are never removed from a window's table. A partial the index cannot
- * take (a null key, a value outside int32, a range too sparse for the bound below) returns
- * false and the caller uses the table alone; the index stays valid either way, since it never
- * claims a key it has not seen the table answer.
+ * A partial the index cannot take (a value outside int32, a range too sparse for the bound
+ * below) returns false and the caller uses the table alone; the map stays right either way, as
+ * it never holds a key the table has not answered for, and groups never leave a window's table.
  *
- * Bound: the map covers at most max(MIN_SPAN, SPAN_PER_GROUP × groups) keys, so it costs at
- * most 16 bytes per group beyond a 256 KiB floor; sparser keys stay on the hash table.
+ * Bound: the map spans at most max(MIN_SPAN, SPAN_PER_GROUP × (groups + partial entries)) keys:
+ * up to 8 Int32 entries (32 bytes) per group when partials repeat the window's keys, plus a
+ * 256 KiB floor per open window; sparser keys stay on the hash table.
  *
  * Measured: partials of 16 K bids (10 K auction ids, ~7.2 K groups each) merged into one window,
  * medians of 3: 29.5 → 21.2 ns per group (the table's insert was ~13 of the 29.5, the fused
@@ -27,26 +32,30 @@ import type { GroupTable, KeyInput } from './hash-group-by.js';
 
 /** the map always may span this many keys (256 KiB of Int32) */
 const MIN_SPAN = 1 << 16;
-/** beyond MIN_SPAN, this many map entries per group of the table */
+/** beyond MIN_SPAN, this many map entries per group of the table and partial */
 const SPAN_PER_GROUP = 4;
+
+/** scratch of insert, shared by every index of the thread (insert runs to completion) */
+let missRows = new Int32Array(1024);
+let missPos = new Int32Array(1024);
+let missGids = new Int32Array(1024);
 
 export class DenseKeyIndex {
   private readonly wide: boolean;
   private base = 0;
   /** group id + 1 of key base + i; 0: not seen */
   private map = new Int32Array(0);
-  private missRows = new Int32Array(256);
-  private missPos = new Int32Array(256);
-  private missGids = new Int32Array(256);
+  /** keys the map holds; equal to the table's size while every group went through the map */
+  private known = 0;
 
   /** `wide`: the key column is int64 (word pairs); else int32 values. */
   constructor(wide: boolean) {
     this.wide = wide;
   }
 
-  /** Bytes held (for memory figures). */
+  /** Bytes held by the map (for memory figures). */
   byteSize(): number {
-    return this.map.byteLength + this.missRows.byteLength + this.missPos.byteLength + this.missGids.byteLength;
+    return this.map.byteLength;
   }
 
   /**
@@ -56,14 +65,19 @@ export class DenseKeyIndex {
    */
   insert(table: GroupTable, input: KeyInput, sel: Int32Array, n: number, out: Int32Array): boolean {
     if (n === 0) return true;
-    if (input.valid !== null) return false;
     const v = input.values as Int32Array;
+    const valid = input.valid;
     const wide = this.wide;
-    // the keys' range; int64 keys must fit in int32 (high word = sign of the low word)
+    // the non-null keys' range; int64 keys must fit in int32 (high word = sign of the low word)
     let lo = 2147483647;
     let hi = -2147483648;
+    let nulls = 0;
     for (let i = 0; i < n; i++) {
       const r = sel[i]!;
+      if (valid !== null && valid[r] === 0) {
+        nulls++;
+        continue;
+      }
       let x: number;
       if (wide) {
         x = v[2 * r]!;
@@ -74,48 +88,64 @@ export class DenseKeyIndex {
       if (x < lo) lo = x;
       if (x > hi) hi = x;
     }
-    if (!this.cover(lo, hi, table.size + n)) return false;
+    if (nulls < n && !this.cover(lo, hi, table.size + n)) return false;
 
+    if (missRows.length < n) {
+      const len = Math.max(n, 2 * missRows.length);
+      missRows = new Int32Array(len);
+      missPos = new Int32Array(len);
+      missGids = new Int32Array(len);
+    }
     const map = this.map;
     const base = this.base;
-    if (this.missRows.length < n) {
-      const len = Math.max(n, 2 * this.missRows.length);
-      this.missRows = new Int32Array(len);
-      this.missPos = new Int32Array(len);
-      this.missGids = new Int32Array(len);
-    }
-    const missRows = this.missRows;
-    const missPos = this.missPos;
+    const rows = missRows;
+    const pos = missPos;
     let m = 0;
-    if (wide) {
-      for (let i = 0; i < n; i++) {
-        const r = sel[i]!;
-        const g = map[v[2 * r]! - base]!;
-        if (g !== 0) out[i] = g - 1;
-        else {
-          missRows[m] = r;
-          missPos[m++] = i;
-        }
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const r = sel[i]!;
-        const g = map[v[r]! - base]!;
-        if (g !== 0) out[i] = g - 1;
-        else {
-          missRows[m] = r;
-          missPos[m++] = i;
-        }
+    for (let i = 0; i < n; i++) {
+      const r = sel[i]!;
+      const g = valid !== null && valid[r] === 0 ? 0 : map[(wide ? v[2 * r]! : v[r]!) - base]!;
+      if (g !== 0) out[i] = g - 1;
+      else {
+        rows[m] = r;
+        pos[m++] = i;
       }
     }
     if (m === 0) return true;
-    const gids = this.missGids;
-    table.insert([input], missRows, m, gids);
+
+    if (nulls === 0 && this.known === table.size) {
+      // every group of the table is in the map: a miss is a new key. Number them here (a key
+      // twice among the misses gets one group) and append them without a hash lookup.
+      const first = table.size;
+      let fresh = 0;
+      for (let k = 0; k < m; k++) {
+        const r = rows[k]!;
+        const at = (wide ? v[2 * r]! : v[r]!) - base;
+        let g = map[at]!;
+        if (g === 0) {
+          g = first + fresh + 1;
+          map[at] = g;
+          rows[fresh++] = r;
+        }
+        out[pos[k]!] = g - 1;
+      }
+      // none of these rows is null (nulls === 0), whatever validity array the column carries
+      table.appendNew([{ values: input.values, valid: null, map: null }], rows, fresh, missGids);
+      this.known += fresh;
+      return true;
+    }
+    // groups the map has not seen may be in the table (inserted without the index): ask it
+    const gids = missGids;
+    table.insert([input], rows, m, gids);
     for (let k = 0; k < m; k++) {
       const g = gids[k]!;
-      const r = missRows[k]!;
-      out[missPos[k]!] = g;
-      map[(wide ? v[2 * r]! : v[r]!) - base] = g + 1;
+      const r = rows[k]!;
+      out[pos[k]!] = g;
+      if (valid !== null && valid[r] === 0) continue;
+      const at = (wide ? v[2 * r]! : v[r]!) - base;
+      if (map[at] === 0) {
+        map[at] = g + 1;
+        this.known++;
+      }
     }
     return true;
   }

@@ -71,6 +71,9 @@ export class GroupTable {
   private readonly stringIds = new Map<string, number>();
   private mapScratch = new Int32Array(64);
   private readonly insertVariants: (InsertFn | undefined)[];
+  private appendVariant: InsertFn | undefined;
+  /** groups were added by appendNew without a slot: the slots must be rebuilt before a lookup */
+  private slotsStale = false;
 
   constructor(specs: readonly KeySpec[], initialCapacity = 1024) {
     if (specs.length > 30) throw new Error('at most 30 key components');
@@ -89,7 +92,10 @@ export class GroupTable {
   /** Forget every group, keep the allocated memory (per-batch tables are reused). */
   clear(): void {
     const slotCount = this.slotMask + 1;
-    if (this.size * 16 < slotCount) {
+    if (this.slotsStale) {
+      this.slots.fill(0);
+      this.slotsStale = false;
+    } else if (this.size * 16 < slotCount) {
       // a table grown by one big batch stays big; zeroing all of it for every small batch
       // made later batches 15× slower. Find each group's slot from its hash instead.
       const SW = this.width + 1;
@@ -135,6 +141,7 @@ export class GroupTable {
    * position i to out[i]. `sel` null means rows 0..n-1.
    */
   insert(inputs: readonly KeyInput[], sel: Int32Array | null, n: number, out: Int32Array): void {
+    if (this.slotsStale) this.rebuildSlots();
     let validMask = 0;
     for (let j = 0; j < inputs.length; j++) if (inputs[j]!.valid !== null) validMask |= 1 << j;
     let fn = validMask < this.insertVariants.length ? this.insertVariants[validMask] : undefined;
@@ -175,6 +182,42 @@ export class GroupTable {
     this.slots = slots;
     this.slotMask = mask;
     this.slotLimit = Math.floor(slotCount * MAX_LOAD);
+  }
+
+  /**
+   * Add the key of each selected row as a new group, without looking it up: the caller knows
+   * that none of them is in the table yet and that they are distinct and not null (a
+   * DenseKeyIndex that has seen every group of the table). Ids are size, size + 1, ... in
+   * order, written to out[i] (inputs without validity arrays: the caller drops them once it
+   * knows the selected rows are not null); keys and hashes are stored as insert stores them, the slots are
+   * not touched — the next insert rebuilds them first (rebuildSlots).
+   */
+  appendNew(inputs: readonly KeyInput[], sel: Int32Array | null, n: number, out: Int32Array): void {
+    for (const input of inputs) if (input.valid !== null) throw new Error('appendNew takes keys without nulls');
+    this.appendVariant ??= insertFunction(this.specs, 0, true);
+    this.appendVariant(this, inputs, sel, n, out);
+    if (n > 0) this.slotsStale = true;
+  }
+
+  /** Place every group in a slot table sized for `size` (after appendNew). */
+  private rebuildSlots(): void {
+    const W = this.width;
+    const SW = W + 1;
+    const slotCount = Math.max(this.slotMask + 1, nextPow2(Math.ceil((this.size + 1) / MAX_LOAD)));
+    const slots = slotCount === this.slotMask + 1 ? this.slots.fill(0) : new Int32Array(slotCount * SW);
+    const mask = slotCount - 1;
+    const keys = this.keys;
+    for (let g = 0; g < this.size; g++) {
+      let s = this.hashes[g]! & mask;
+      while (slots[s * SW] !== 0) s = (s + 1) & mask;
+      const b = s * SW;
+      slots[b] = g + 1;
+      for (let w = 0; w < W; w++) slots[b + 1 + w] = keys[g * W + w]!;
+    }
+    this.slots = slots;
+    this.slotMask = mask;
+    this.slotLimit = Math.floor(slotCount * MAX_LOAD);
+    this.slotsStale = false;
   }
 
   /** Word offset of component j inside a key. */
@@ -301,8 +344,8 @@ export function keyInputOf(table: GroupTable, col: Column, mapInto?: Int32Array)
  * an xor-shift-multiply-xor-shift finaliser spreads the bits into the low ones linear probing
  * uses. (Measured: a full murmur3 fmix32 was no better for probe lengths and cost more.)
  */
-function insertFunction(specs: readonly KeySpec[], validMask: number): InsertFn {
-  const cacheKey = specs.map((s) => (s.perPosition ? s.kind.toUpperCase() : s.kind)).join(',') + '/' + validMask;
+function insertFunction(specs: readonly KeySpec[], validMask: number, append = false): InsertFn {
+  const cacheKey = specs.map((s) => (s.perPosition ? s.kind.toUpperCase() : s.kind)).join(',') + '/' + validMask + (append ? '/append' : '');
   const cached = insertCache.get(cacheKey);
   if (cached !== undefined) return cached;
 
@@ -348,7 +391,28 @@ function insertFunction(specs: readonly KeySpec[], validMask: number): InsertFn 
   const slotStores = allWords.map((k, w) => `slots[b + ${w + 1}] = ${k};`).join(' ');
   const keyStores = allWords.map((k, w) => `keys[kb + ${w}] = ${k};`).join(' ');
 
-  const src = `
+  const hash = `let h = ${0x2545f491};
+      ${mixes}
+      if (nm !== 0) h = Math.imul(h ^ nm, 0x85ebca6b);
+      h ^= h >>> 15; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 13;`;
+  // appendNew: the same key words and hash, stored as a new group without a slot
+  const appendSrc = `
+    ${bind.join('\n    ')}
+    let keys = T.keys, hashes = T.hashes;
+    let size = T.size, cap = T.capacity;
+    for (let i = 0; i < n; i++) {
+      const r = sel === null ? i : sel[i];
+      let nm = 0;
+      ${body.join('\n      ')}
+      ${hash}
+      if (size === cap) { T.size = size; T.growGroups(); keys = T.keys; hashes = T.hashes; cap = T.capacity; }
+      const kb = size * ${W};
+      ${keyStores}
+      hashes[size] = h;
+      out[i] = size++;
+    }
+    T.size = size;`;
+  const src = append ? appendSrc : `
     ${bind.join('\n    ')}
     let keys = T.keys, hashes = T.hashes, slots = T.slots, mask = T.slotMask;
     let size = T.size, cap = T.capacity, limit = T.slotLimit;
@@ -356,10 +420,7 @@ function insertFunction(specs: readonly KeySpec[], validMask: number): InsertFn 
       const r = sel === null ? i : sel[i];
       let nm = 0;
       ${body.join('\n      ')}
-      let h = ${0x2545f491};
-      ${mixes}
-      if (nm !== 0) h = Math.imul(h ^ nm, 0x85ebca6b);
-      h ^= h >>> 15; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 13;
+      ${hash}
       let s = h & mask;
       for (;;) {
         const b = s * ${W + 1};

@@ -133,6 +133,9 @@ const CASES: Case[] = [
   { name: 'tumbling by flag and channel', where: 'qty between -20 and 100 or price is null', window: { kind: 'tumbling', size: 7_000 }, groupBy: ['flag', 'channel'] },
   { name: 'hopping 10s/2s by channel', where: 'qty is not null or flag', window: { kind: 'hopping', size: 10_000, slide: 2_000 }, groupBy: ['channel'] },
   { name: 'hopping 6s/4s by qty', window: { kind: 'hopping', size: 6_000, slide: 4_000 }, groupBy: ['qty'] },
+  // dense integer keys (with nulls): the state's direct-indexed front (DenseKeyIndex) takes these
+  { name: 'tumbling 5s by dense auction', where: 'auction between -500 and 2500 or auction is null', window: { kind: 'tumbling', size: 5_000 }, groupBy: ['auction'] },
+  { name: 'hopping 4s/2s by dense qty', where: 'qty between -50 and 150 or qty is null', window: { kind: 'hopping', size: 4_000, slide: 2_000 }, groupBy: ['qty'] },
   { name: 'hopping 3s/3s by price', where: 'price < 500', window: { kind: 'hopping', size: 3_000, slide: 3_000 }, groupBy: ['price'] },
   { name: 'session 2s by auction', where: "channel in ('web', 'app') or channel is null", window: { kind: 'session', gap: 2_000 }, groupBy: ['auction'] },
   { name: 'session 50ms by bidder', window: { kind: 'session', gap: 50 }, groupBy: ['bidder', 'channel'] },

@@ -96,7 +96,7 @@ test('dense keys: a repeated key inside one partial gets one group', () => {
   assert.equal(check(true, steps), 2);
 });
 
-test('dense keys: sparse ranges, nulls and int64 beyond int32 fall back to the table, and the index stays right', () => {
+test('dense keys: sparse ranges and int64 beyond int32 fall back to the table, nulls go through it, and the index stays right', () => {
   for (const wide of [false, true]) {
     const rng = mulberry32(wide ? 21 : 22);
     const steps: Step[] = [
@@ -111,7 +111,7 @@ test('dense keys: sparse ranges, nulls and int64 beyond int32 fall back to the t
     // keys inserted by the fallbacks (2^30, null, 2^40) must not confuse later index answers
     steps.push({ keys: [1, 5, 100, 101, 102, 1_099], sel: [5, 4, 3, 2, 1, 0] });
     const taken = check(wide, steps);
-    assert.equal(taken, steps.length - (wide ? 3 : 2), 'the sparse, null (and wide) partials fell back');
+    assert.equal(taken, steps.length - (wide ? 2 : 1), 'the sparse (and wide) partials fell back');
   }
 });
 
@@ -130,4 +130,59 @@ test('dense keys: the map stays within its bound (sparse keys of a large table)'
   const all = Int32Array.from({ length: 100_000 }, (_, i) => i);
   assert.equal(index.insert(table, { values: many, valid: null, map: null }, all, 100_000, new Int32Array(100_000)), true);
   assert.ok(index.byteSize() <= 4 * 400_000 + 3 * 4 * 131_072, `bytes held ${index.byteSize()}`);
+});
+
+test('dense keys: int64 at the int32 boundary — only values that fit take the index, and never share a group', () => {
+  // 2^31 and -2^31 have the same low word; so have -2^31 - 1 and 2^31 - 1
+  assert.equal(check(true, [
+    { keys: [2 ** 31, 2 ** 31 + 1], sel: [0, 1] },
+    { keys: [-(2 ** 31), -(2 ** 31) + 1], sel: [0, 1] },
+  ]), 1);
+  assert.equal(check(true, [
+    { keys: [-(2 ** 31) - 1], sel: [0] },
+    { keys: [2 ** 31 - 1, 2 ** 31 - 2], sel: [0, 1] },
+  ]), 1);
+  // int32 keys at both ends of the range, in two indexes' worth of partials
+  assert.equal(check(false, [
+    { keys: [2 ** 31 - 1, 2 ** 31 - 5], sel: [1, 0] },
+    { keys: [2 ** 31 - 3, 2 ** 31 - 1], sel: [0, 1] },
+  ]), 2);
+  assert.equal(check(false, [
+    { keys: [-(2 ** 31), -(2 ** 31) + 9], sel: [0, 1] },
+    { keys: [-(2 ** 31) + 4, -(2 ** 31)], sel: [0, 1] },
+  ]), 2);
+});
+
+test('dense keys: partials of keys already held, of new keys only, and a null among new keys', () => {
+  for (const wide of [false, true]) {
+    const steps: Step[] = [
+      { keys: [10, 11, 12, 13], sel: [3, 1, 0, 2] },
+      { keys: [13, 12, 11, 10], sel: [0, 1, 2, 3] },
+      { keys: [20, 21, 20, 22], sel: [2, 1, 0, 3] },
+      { keys: [30, 31, 32], sel: [0, 1, 2], nulls: [1] },
+      { keys: [31, 40, 41], sel: [2, 1, 0] },
+      { keys: [40, 31, 50], sel: [0, 1, 2], nulls: [1] },
+    ];
+    assert.equal(check(wide, steps), steps.length);
+    // a validity array whose only null is not selected, into a fresh index (every group new)
+    assert.equal(check(wide, [{ keys: [5, 6, 7, 8], sel: [3, 0, 2], nulls: [1] }, { keys: [7, 9], sel: [1, 0] }]), 2);
+  }
+});
+
+test('dense keys: map bytes stay within the bound after every partial', () => {
+  const spec: KeySpec[] = [{ kind: 'i32', perPosition: false }];
+  const table = new GroupTable(spec, 16);
+  const index = new DenseKeyIndex(false);
+  const rng = mulberry32(5);
+  for (let s = 0; s < 60; s++) {
+    // ids rising through a 2 M range, a few thousand per partial, many repeated
+    const step = randomStep(rng, 4_000, 30_000 * s, 200_000);
+    const input = inputOf(false, step);
+    const sel = Int32Array.from(step.sel);
+    const out = new Int32Array(sel.length);
+    const before = table.size;
+    if (!index.insert(table, input, sel, sel.length, out)) table.insert([input], sel, sel.length, out);
+    const bound = 4 * Math.max(1 << 16, 4 * (before + sel.length));
+    assert.ok(index.byteSize() <= bound, `partial ${s}: ${index.byteSize()} bytes > ${bound}`);
+  }
 });

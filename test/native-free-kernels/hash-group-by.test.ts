@@ -493,3 +493,36 @@ test('more than 30 components is refused; 30 components work with nulls in the l
   assert.ok(!t.isNull(0, 29));
   assert.equal(t.width, 31);
 });
+
+test('appendNew: appended keys are found by later inserts with their ids, across slot growth', () => {
+  for (const kind of ['i32', 'i64'] as const) {
+    const table = new GroupTable([{ kind, perPosition: false }], 16);
+    const input = (keys: readonly number[]): KeyInput => {
+      if (kind === 'i32') return { values: Int32Array.from(keys), valid: null, map: null };
+      const w = new Int32Array(2 * keys.length);
+      keys.forEach((k, i) => { w[2 * i] = k; w[2 * i + 1] = k < 0 ? -1 : 0; });
+      return { values: w, valid: null, map: null };
+    };
+    // 5,000 keys appended in three calls (past the initial slots and capacity), none looked up
+    const all = Array.from({ length: 5_000 }, (_, i) => 3 * i - 7_000);
+    let at = 0;
+    for (const n of [10, 990, 4_000]) {
+      const keys = all.slice(at, at + n);
+      const out = new Int32Array(n);
+      table.appendNew([input(keys)], null, n, out);
+      assert.deepEqual(Array.from(out), keys.map((_, i) => at + i));
+      at += n;
+    }
+    assert.equal(table.size, 5_000);
+    // an insert mixing appended keys and new ones: old ids found, new ones numbered after
+    const probe = [all[4_999]!, 1, all[0]!, 3, all[2_500]!, 1]; // 1 and 3 are not among them (all ≡ 2 mod 3)
+    const out = new Int32Array(probe.length);
+    table.insert([input(probe)], null, probe.length, out);
+    assert.deepEqual(Array.from(out), [4_999, 5_000, 0, 5_001, 2_500, 5_000], kind);
+    assert.deepEqual(table.keyColumn(0, kind === 'i32' ? 'int32' : 'int64', Int32Array.from([0, 5_000])),
+      kind === 'i32'
+        ? { type: 'int32', values: Int32Array.from([all[0]!, 1]), valid: null }
+        : { type: 'int64', words: Int32Array.from([all[0]!, -1, 1, 0]), valid: null });
+    assert.throws(() => table.appendNew([{ ...input([9]), valid: Uint8Array.of(1) }], null, 1, new Int32Array(1)), /without nulls/);
+  }
+});

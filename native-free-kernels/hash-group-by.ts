@@ -154,7 +154,13 @@ export class GroupTable {
 
   /** Double the per-group arrays (called from the generated loop when size reaches capacity). */
   growGroups(): void {
-    const cap = this.capacity * 2;
+    this.reserve(this.capacity * 2);
+  }
+
+  /** Room for `groups` groups in the per-group arrays (the slot table grows as it fills). */
+  reserve(groups: number): void {
+    if (groups <= this.capacity) return;
+    const cap = groups;
     const keys = new Int32Array(cap * this.width);
     keys.set(this.keys.subarray(0, this.size * this.width));
     const hashes = new Int32Array(cap);

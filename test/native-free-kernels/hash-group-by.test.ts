@@ -526,3 +526,18 @@ test('appendNew: appended keys are found by later inserts with their ids, across
     assert.throws(() => table.appendNew([{ ...input([9]), valid: Uint8Array.of(1) }], null, 1, new Int32Array(1)), /without nulls/);
   }
 });
+
+test('reserve: room for more groups keeps the ones held, their ids and keys', () => {
+  const table = new GroupTable([{ kind: 'i32', perPosition: false }], 16);
+  const keys = Int32Array.from({ length: 40 }, (_, i) => 1000 - 7 * i);
+  const out = new Int32Array(40);
+  table.insert([{ values: keys, valid: null, map: null }], null, 40, out);
+  table.reserve(10);
+  assert.ok(table.capacity >= 40);
+  table.reserve(5_000);
+  assert.equal(table.capacity, 5_000);
+  const again = new Int32Array(40);
+  table.insert([{ values: keys.slice().reverse(), valid: null, map: null }], null, 40, again);
+  assert.deepEqual(Array.from(again), Array.from(out).reverse());
+  assert.deepEqual(table.keyColumn(0, 'int32'), { type: 'int32', values: keys, valid: null });
+});

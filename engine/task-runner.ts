@@ -78,8 +78,14 @@ export class TaskRunner {
     }
     const batch = good.length === 0 ? null : concatBatches(good);
     const ts = batch === null ? null : (batch.columns[s.eventTime] as TimestampColumn).values;
+    // the batch's largest event time, and the largest before its last row (for the watermarks)
     let batchMax = -Infinity;
-    if (ts !== null) for (let i = 0; i < ts.length; i++) if (ts[i]! > batchMax) batchMax = ts[i]!;
+    let maxButLast = -Infinity;
+    if (batch !== null && ts !== null) {
+      const last = batch.length - 1;
+      for (let i = 0; i < last; i++) if (ts[i]! > maxButLast) maxButLast = ts[i]!;
+      batchMax = Math.max(maxButLast, ts[last]!);
+    }
     const t1 = performance.now();
 
     // 3. the only sequential step: the stream's largest event time before this task
@@ -92,7 +98,7 @@ export class TaskRunner {
     let archive: Uint8Array | null = null;
     const seqFirst = task.pieces[0]!.seq;
     if (batch !== null && ts !== null) {
-      const wm = this.watermarks(ts, batch.length, before, s.maxOutOfOrder);
+      const wm = this.watermarks(ts, batch.length, before, s.maxOutOfOrder, maxButLast);
       // 4. every pipeline of the stream over the same decoded batch
       for (const p of s.pipelines) {
         const partial = p.aggregator.run(batch, seqFirst, wm);
@@ -124,19 +130,31 @@ export class TaskRunner {
     };
   }
 
-  /** The watermark before each row: the earlier batches' max, then a running max inside this one. */
-  private watermarks(ts: Float64Array, n: number, before: number, maxOutOfOrder: number): LateInput {
-    if (this.wmScratch.length < n) this.wmScratch = new Float64Array(Math.max(n, 2 * this.wmScratch.length));
-    const wm = this.wmScratch;
-    let running = before;
-    let wmMax = -Infinity;
-    for (let r = 0; r < n; r++) {
-      const w = running - maxOutOfOrder;
-      wm[r] = w;
-      if (w > wmMax) wmMax = w;
-      if (ts[r]! > running) running = ts[r]!;
-    }
-    return { wm, wmMax };
+  /**
+   * The watermark before each row: the earlier batches' max, then a running max inside this one.
+   * `wmMax` (the one before the last row) comes from `maxButLast`; the per-row array is filled
+   * only when a pipeline asks for it — when some row could be late, which a batch of in-order
+   * events spanning less than maxOutOfOrder never is.
+   */
+  private watermarks(ts: Float64Array, n: number, before: number, maxOutOfOrder: number, maxButLast: number): LateInput {
+    const wmMax = Math.max(before, maxButLast) - maxOutOfOrder;
+    let filled: Float64Array | null = null;
+    const fill = (): Float64Array => {
+      if (this.wmScratch.length < n) this.wmScratch = new Float64Array(Math.max(n, 2 * this.wmScratch.length));
+      const wm = this.wmScratch;
+      let running = before;
+      for (let r = 0; r < n; r++) {
+        wm[r] = running - maxOutOfOrder;
+        if (ts[r]! > running) running = ts[r]!;
+      }
+      return wm;
+    };
+    return {
+      wmMax,
+      get wm(): Float64Array {
+        return (filled ??= fill());
+      },
+    };
   }
 
   private streamRuntime(name: string): StreamRuntime {

@@ -14,7 +14,8 @@
  *     `/v1/sql` for `max(window_end)` every POLL_MS and so learns when each window's row became
  *     visible. The window [s, e) may close once the watermark reaches e + lateness, i.e. once
  *     an event with time ≥ e + lateness + maxOutOfOrder arrived; paced, that event's batch left
- *     gen at `firstSendAt + (its first event time − start)`. Event-to-result latency is the time
+ *     gen at `firstSendAt + (index of its first event) / rate`, the event's index following from
+ *     the stream's event-time rate (gen's ringEvents / spanMs). Event-to-result latency is the time
  *     from that send to the poll that saw the row (so it includes the trip over the socket and
  *     up to POLL_MS of polling).
  *   - soak: the same case at full rate for 90 s of warm-up + 60 s (1 + 20 s with --quick), with
@@ -273,7 +274,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       let latency: E2eRow['resultLatencyMs'] = null;
       if (poller !== null && gen.firstSendAt !== null) {
         const start = parseIsoTimestamp(gen.start);
-        const batchMs = (spec.batchRows * 1000) / spec.rate;
+
         const waits: number[] = [];
         let previous = -Infinity;
         for (const { windowEnd, at } of poller.seen) {
@@ -282,7 +283,8 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
           if (previous !== -Infinity) {
             for (let e = previous + spec.windowMs; e <= windowEnd; e += spec.windowMs) {
               const closingTime = e + BID_STATS_TIMING.latenessMs + BID_STATS_TIMING.maxOutOfOrderMs;
-              const sentAt = gen.firstSendAt + Math.floor((closingTime - start) / batchMs) * batchMs;
+              const sentAt = dueAtEventTime(closingTime, { start, firstSendAt: gen.firstSendAt, ringEvents: gen.generator.ringEvents,
+                spanMs: gen.generator.spanMs, batchRows: spec.batchRows, rate: spec.rate });
               if (closingTime - start > (spec.warmup + spec.seconds) * 1000) continue; // closed by the idle clock, not by data
               waits.push(at - sentAt);
             }
@@ -336,6 +338,33 @@ const LATENCY_WARMUP_S = 10;
  */
 const SOAK_WARMUP_S = 90;
 const SOAK_MEMORY_LIMIT = '96MiB';
+
+/** What a paced gen run says about its stream (GenSummary fields). */
+export interface PacedStream {
+  /** event time of the first event, ms */
+  readonly start: number;
+  /** wall clock of the first send, ms */
+  readonly firstSendAt: number;
+  readonly ringEvents: number;
+  readonly spanMs: number;
+  readonly batchRows: number;
+  /** paced events per second */
+  readonly rate: number;
+}
+
+/**
+ * When the batch holding the stream's first event at or after event time `t` was due to leave
+ * gen (a paced run without disorder). Event time runs at ringEvents / spanMs events per ms, not
+ * at the paced rate: gen's ring spans a whole number of ms, off by up to 0.5 ms a lap — up to
+ * ~80 ms over a 30 s run at 8.7 M events/s, which a model at the paced rate counted as negative
+ * latencies.
+ */
+export function dueAtEventTime(t: number, s: PacedStream): number {
+  // event j's time is start + floor(j · spanMs / ringEvents), whole ms
+  const index = Math.ceil((Math.ceil(t - s.start) * s.ringEvents) / s.spanMs);
+  const batch = Math.floor(index / s.batchRows);
+  return s.firstSendAt + (batch * s.batchRows * 1000) / s.rate;
+}
 
 /** DuckDB's events/s for the same bids (gen's seed 1 and shape), archive off and on. */
 async function duckdbBaseline(events: number): Promise<{ off: number; on: number }> {

@@ -480,7 +480,11 @@ export interface GenSummary {
   eventsPerSecond: number;
   /** --warmup: seconds left out of `seconds`, `eventsPerSecond` and `ackLatencyMs` */
   warmupSeconds: number;
-  /** wall clock (ms since the epoch) of the first send: event time `start + d` was due at `firstSendAt + d` */
+  /**
+   * wall clock (ms since the epoch) of the first send. Paced, event k of the stream is due at
+   * firstSendAt + k / rate; its event time is start + k / (generator.ringEvents / generator.spanMs),
+   * which is `rate` only up to spanMs being whole ms
+   */
   firstSendAt: number | null;
   ackLatencyMs: { p50: number | null; p99: number | null; max: number | null };
   /** connections the server closed, or that closed with a code other than 1000 */

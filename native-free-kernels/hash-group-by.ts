@@ -172,9 +172,13 @@ export class GroupTable {
 
   /** Double the slot table and reinsert every group (called when size reaches slotLimit). */
   growSlots(): void {
+    this.placeAll((this.slotMask + 1) * 2);
+  }
+
+  /** A fresh slot table of `slotCount` slots holding every group (from its hash and key words). */
+  private placeAll(slotCount: number): void {
     const W = this.width;
     const SW = W + 1;
-    const slotCount = (this.slotMask + 1) * 2;
     const slots = new Int32Array(slotCount * SW);
     const mask = slotCount - 1;
     const keys = this.keys;
@@ -194,9 +198,9 @@ export class GroupTable {
    * Add the key of each selected row as a new group, without looking it up: the caller knows
    * that none of them is in the table yet and that they are distinct and not null (a
    * DenseKeyIndex that has seen every group of the table). Ids are size, size + 1, ... in
-   * order, written to out[i] (inputs without validity arrays: the caller drops them once it
-   * knows the selected rows are not null); keys and hashes are stored as insert stores them, the slots are
-   * not touched — the next insert rebuilds them first (rebuildSlots).
+   * order, written to out[i]. Inputs come without validity arrays (the caller drops them once
+   * it knows the selected rows are not null). Keys and hashes are stored as insert stores them;
+   * the slots are not touched — the next insert rebuilds them first (rebuildSlots).
    */
   appendNew(inputs: readonly KeyInput[], sel: Int32Array | null, n: number, out: Int32Array): void {
     for (const input of inputs) if (input.valid !== null) throw new Error('appendNew takes keys without nulls');
@@ -205,24 +209,9 @@ export class GroupTable {
     if (n > 0) this.slotsStale = true;
   }
 
-  /** Place every group in a slot table sized for `size` (after appendNew). */
+  /** Place every group in a slot table with room for `size` (after appendNew). */
   private rebuildSlots(): void {
-    const W = this.width;
-    const SW = W + 1;
-    const slotCount = Math.max(this.slotMask + 1, nextPow2(Math.ceil((this.size + 1) / MAX_LOAD)));
-    const slots = slotCount === this.slotMask + 1 ? this.slots.fill(0) : new Int32Array(slotCount * SW);
-    const mask = slotCount - 1;
-    const keys = this.keys;
-    for (let g = 0; g < this.size; g++) {
-      let s = this.hashes[g]! & mask;
-      while (slots[s * SW] !== 0) s = (s + 1) & mask;
-      const b = s * SW;
-      slots[b] = g + 1;
-      for (let w = 0; w < W; w++) slots[b + 1 + w] = keys[g * W + w]!;
-    }
-    this.slots = slots;
-    this.slotMask = mask;
-    this.slotLimit = Math.floor(slotCount * MAX_LOAD);
+    this.placeAll(Math.max(this.slotMask + 1, nextPow2(Math.ceil((this.size + 1) / MAX_LOAD))));
     this.slotsStale = false;
   }
 

@@ -54,6 +54,10 @@ export class WindowAggregator {
   private starts = new Float64Array(0);
   private gids = new Int32Array(0);
   private keyGids = new Int32Array(0);
+  /** the partial's window bounds and the direct grouping's per-group scratch, lent like the state */
+  private bounds = new Float64Array(0);
+  private groupWindow = new Int32Array(0);
+  private groupRep = new Int32Array(0);
   private readonly direct = new DirectGroupBy();
   private readonly offsetRange: OffsetRange = { lo: 0, hi: 0 };
   /** hash tables by layout: keys only (sessions), (i32 window offset, keys), (f64 window start, keys) */
@@ -82,9 +86,9 @@ export class WindowAggregator {
    * rows whose window the watermark has already closed are left out of the partial and listed
    * in `lateRows` / `lateInfo` / `lateCount` (lent like the state, until the next run).
    *
-   * The returned partial's `state` is this aggregator's scratch state, valid only until the
-   * next call: serialize it (serializePartial, which a worker does anyway to transfer it) or
-   * merge it first. Copying 10 K groups' state per batch cost more than the aggregation.
+   * The returned partial's `state` and window bounds are this aggregator's scratch, valid only
+   * until the next call: serialize it (serializePartial, which a worker does anyway to transfer
+   * it) or merge it first. Copying 10 K groups' state per batch cost more than the aggregation.
    */
   run(batch: Batch, seq: number, late?: LateInput): Partial {
     const plan = this.plan;
@@ -217,10 +221,13 @@ export class WindowAggregator {
       const grouping = this.group(batch, rows, positions, window, gids, w.kind === 'tumbling' && base !== null ? this.offsetRange : undefined);
       G = grouping.size;
       const win = grouping.window()!;
-      windowStart = new Float64Array(G);
+      // scratch, not fresh arrays: a worker allocating ~24 bytes per group per batch ran a
+      // full GC several times a second for the external memory alone (--trace-gc)
+      if (this.bounds.length < 2 * G) this.bounds = new Float64Array(grow(2 * G));
+      windowStart = this.bounds.subarray(0, G);
+      windowEnd = this.bounds.subarray(G, 2 * G);
       if (base !== null) for (let g = 0; g < G; g++) windowStart[g] = (base + win[g]!) * slide;
       else windowStart.set(win.subarray(0, G));
-      windowEnd = new Float64Array(G);
       for (let g = 0; g < G; g++) windowEnd[g] = windowStart[g]! + w.size;
       keys = grouping.keys();
     }
@@ -290,13 +297,15 @@ export class WindowAggregator {
           size,
           window: () => {
             if (window === null) return null;
-            const w = new Int32Array(size);
+            if (this.groupWindow.length < size) this.groupWindow = new Int32Array(grow(size));
+            const w = this.groupWindow;
             for (let g = 0; g < size; g++) w[g] = window[first[g]!]!;
             return w;
           },
           keys: (groups) => {
             const ids = groups ?? identityOf(size);
-            const rep = new Int32Array(ids.length);
+            if (this.groupRep.length < ids.length) this.groupRep = new Int32Array(grow(ids.length));
+            const rep = this.groupRep.subarray(0, ids.length);
             for (let i = 0; i < ids.length; i++) rep[i] = rows[first[ids[i]!]!]!;
             return cols.map((c) => compactDictionary(gatherColumn(c, rep)));
           },

@@ -20,7 +20,7 @@ import type { PieceOutcome, PoolResult, PoolTask } from './protocol.js';
 import { WindowAggregator, type LateInput } from './window-aggregate.js';
 import { WatermarkChain } from './watermark-chain.js';
 import { Outbox } from './outbox.js';
-import { decodeBatch } from '../native-free-kernels/decode.js';
+import { decodeBatch, type DecodeScratch } from '../native-free-kernels/decode.js';
 import { concatBatches } from '../native-free-kernels/concat.js';
 import { serializePartial } from '../native-free-kernels/partial.js';
 import { serializeRows } from '../native-free-kernels/column-batch.js';
@@ -41,11 +41,52 @@ interface StreamRuntime {
 const iso = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
 
 /** Runs tasks for one config; one per worker thread (tests use it directly). */
+/**
+ * The decoders' arrays for one task (DecodeOptions.scratch), carved from one ArrayBuffer that
+ * is reused task after task: nothing decoded outlives its task (partials, late and archived
+ * rows leave as bytes in the outbox). Fresh arrays per batch made the pool workers' V8 start a
+ * full GC several times a second for the external memory alone (docs/benchmarks.md, log).
+ */
+export class TaskArena implements DecodeScratch {
+  private buffer = new ArrayBuffer(1 << 20);
+  private offset = 0;
+
+  /** Forget every array handed out (they must no longer be in use). */
+  reset(): void {
+    this.offset = 0;
+  }
+
+  f64(n: number): Float64Array {
+    const at = this.take(8 * n);
+    return new Float64Array(this.buffer, at, n);
+  }
+
+  i32(n: number): Int32Array {
+    const at = this.take(4 * n);
+    return new Int32Array(this.buffer, at, n);
+  }
+
+  /** Offset of `bytes` zeroed bytes, 8-aligned, in `buffer` (a bigger buffer when they do not fit). */
+  private take(bytes: number): number {
+    if (this.offset + bytes > this.buffer.byteLength) {
+      // a bigger arena from here on; arrays handed out this task keep the old one alive
+      this.buffer = new ArrayBuffer(Math.max(2 * this.buffer.byteLength, bytes));
+      this.offset = 0;
+    }
+    const at = this.offset;
+    new Uint8Array(this.buffer, at, bytes).fill(0);
+    this.offset = at + ((bytes + 7) & ~7);
+    return at;
+  }
+}
+
 export class TaskRunner {
   private readonly config: SluiceConfig;
   private readonly streams = new Map<string, StreamRuntime>();
   private readonly chains = new WeakMap<SharedArrayBuffer, WatermarkChain>();
   private wmScratch = new Float64Array(0);
+  /** the decoders' arrays, reset at the start of every task (grows to the largest task's needs) */
+  private readonly arena = new TaskArena();
   private readonly outbox: Outbox;
   private readonly alloc: (size: number) => Uint8Array;
 
@@ -67,9 +108,10 @@ export class TaskRunner {
     // 1 + 2. decode each batch on its own: one bad batch must not take the others down
     const outcomes: PieceOutcome[] = [];
     const good: Batch[] = [];
+    this.arena.reset(); // the previous task's batches are gone: its results left as bytes
     for (const p of task.pieces) {
       try {
-        const batch = decodeBatch(new Uint8Array(p.buffer, p.offset, p.length), p.format, s.schema, { eventTime: s.eventTime });
+        const batch = decodeBatch(new Uint8Array(p.buffer, p.offset, p.length), p.format, s.schema, { eventTime: s.eventTime, scratch: this.arena });
         outcomes.push({ seq: p.seq, rows: batch.length });
         if (batch.length > 0) good.push(batch);
       } catch (err) {

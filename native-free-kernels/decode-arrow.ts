@@ -28,7 +28,7 @@
  */
 import { sluiceError, SluiceError } from '../engine/errors.js';
 import type { Batch, Column, ColumnType, StreamSchema } from '../engine/schema.js';
-import type { DecodeOptions } from './decode.js';
+import type { DecodeOptions, DecodeScratch } from './decode.js';
 import { checkRowCount, finishBatch, guardDecode } from './decode.js';
 import { fmix32 } from './hash.js';
 
@@ -682,8 +682,8 @@ export function floorDivWords(lo: number, hi: number, d: number): number {
 
 class TimestampBuilder implements ColumnBuilder {
   private readonly values: Float64Array;
-  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number) {
-    this.values = new Float64Array(total);
+  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number, scratch: DecodeScratch | undefined) {
+    this.values = scratch?.f64(total) ?? new Float64Array(total);
   }
   fill(rb: RecordBatchMeta, _node: number, at: number, valid: Uint8Array | null): void {
     const n = rb.length;
@@ -941,8 +941,8 @@ class StringBuilder implements ColumnBuilder {
   private remap = new Int32Array(0);
   private remapLen = 0;
   constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number,
-    private readonly validity: Validity) {
-    this.codes = new Int32Array(total);
+    private readonly validity: Validity, scratch: DecodeScratch | undefined) {
+    this.codes = scratch?.i32(total) ?? new Int32Array(total);
     this.dict = new ByteDict(input);
   }
 
@@ -1020,14 +1020,14 @@ class StringBuilder implements ColumnBuilder {
   }
 }
 
-function makeBuilder(input: Uint8Array, plan: FieldPlan, total: number, single: boolean, validity: Validity): ColumnBuilder {
+function makeBuilder(input: Uint8Array, plan: FieldPlan, total: number, single: boolean, validity: Validity, scratch: DecodeScratch | undefined): ColumnBuilder {
   switch (plan.target) {
     case 'int32': return new Int32Builder(input, plan, total, single);
     case 'int64': return new Int64Builder(input, plan, total, single);
     case 'float64': return new Float64Builder(input, plan, total, single);
-    case 'timestamp': return new TimestampBuilder(input, plan, total);
+    case 'timestamp': return new TimestampBuilder(input, plan, total, scratch);
     case 'bool': return new BoolBuilder(input, plan, total);
-    case 'string': return new StringBuilder(input, plan, total, validity);
+    case 'string': return new StringBuilder(input, plan, total, validity, scratch);
   }
 }
 
@@ -1040,7 +1040,7 @@ export function decodeArrow(bytes: Uint8Array, schema: StreamSchema, opts?: Deco
     const single = stream.records === 1;
     const plans = stream.plans;
     const validities = plans.map((p) => new Validity(total, p.name));
-    const builders = plans.map((p, k) => makeBuilder(bytes, p, total, single, validities[k]!));
+    const builders = plans.map((p, k) => makeBuilder(bytes, p, total, single, validities[k]!, opts?.scratch));
     let at = 0;
     for (const m of stream.messages) {
       if (m.kind === 'dictionary') {

@@ -25,6 +25,18 @@ export interface DecodeOptions {
   eventTime?: number;
   /** max rows (default MAX_BATCH_ROWS from engine/schema.ts) → SLUICE_BATCH_TOO_MANY_ROWS */
   maxRows?: number;
+  /**
+   * Where the Arrow decoder puts the arrays it cannot take as views of the input (converted
+   * timestamps, string codes) instead of fresh ArrayBuffers: the caller's arena, which it
+   * reuses once nothing decoded is in use (TaskRunner: per task). The arrays come zeroed.
+   */
+  scratch?: DecodeScratch;
+}
+
+/** Zeroed typed arrays that live until the owner's next reset (engine/task-runner.ts TaskArena). */
+export interface DecodeScratch {
+  f64(n: number): Float64Array;
+  i32(n: number): Int32Array;
 }
 
 /**

@@ -40,7 +40,6 @@ interface StreamRuntime {
 
 const iso = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
 
-/** Runs tasks for one config; one per worker thread (tests use it directly). */
 /**
  * The decoders' arrays for one task (DecodeOptions.scratch), carved from one ArrayBuffer that
  * is reused task after task: nothing decoded outlives its task (partials, late and archived
@@ -80,6 +79,7 @@ export class TaskArena implements DecodeScratch {
   }
 }
 
+/** Runs tasks for one config; one per worker thread (tests use it directly). */
 export class TaskRunner {
   private readonly config: SluiceConfig;
   private readonly streams = new Map<string, StreamRuntime>();

@@ -186,6 +186,7 @@ export class WindowState {
       if (end + this.plan.lateness <= this.closedUpTo) {
         throw sluiceError('INTERNAL', `pipeline '${this.plan.name}': a partial holds window [${start}, ${end}), which was already emitted (watermark ${this.closedUpTo}); late events must not reach the window state`);
       }
+      // room for the groups, not the slots: with a DenseKeyIndex the slots may never be used
       const table = new GroupTable(this.keySpecs, 256);
       table.reserve(this.sizeHint);
       bucket = {

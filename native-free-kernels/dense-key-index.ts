@@ -41,7 +41,8 @@ let missPos = new Int32Array(1024);
 let missGids = new Int32Array(1024);
 
 export class DenseKeyIndex {
-  private readonly wide: boolean;
+  /** words per key in the column: 2 for int64 (the low word holds the value), 1 for int32 */
+  private readonly step: 1 | 2;
   private base = 0;
   /** group id + 1 of key base + i; 0: not seen */
   private map = new Int32Array(0);
@@ -50,7 +51,7 @@ export class DenseKeyIndex {
 
   /** `wide`: the key column is int64 (word pairs); else int32 values. */
   constructor(wide: boolean) {
-    this.wide = wide;
+    this.step = wide ? 2 : 1;
   }
 
   /** Bytes held by the map (for memory figures). */
@@ -67,7 +68,7 @@ export class DenseKeyIndex {
     if (n === 0) return true;
     const v = input.values as Int32Array;
     const valid = input.valid;
-    const wide = this.wide;
+    const step = this.step;
     // the non-null keys' range; int64 keys must fit in int32 (high word = sign of the low word)
     let lo = 2147483647;
     let hi = -2147483648;
@@ -78,13 +79,8 @@ export class DenseKeyIndex {
         nulls++;
         continue;
       }
-      let x: number;
-      if (wide) {
-        x = v[2 * r]!;
-        if (v[2 * r + 1] !== x >> 31) return false;
-      } else {
-        x = v[r]!;
-      }
+      const x = v[step * r]!;
+      if (step === 2 && v[2 * r + 1] !== x >> 31) return false;
       if (x < lo) lo = x;
       if (x > hi) hi = x;
     }
@@ -103,7 +99,7 @@ export class DenseKeyIndex {
     let m = 0;
     for (let i = 0; i < n; i++) {
       const r = sel[i]!;
-      const g = valid !== null && valid[r] === 0 ? 0 : map[(wide ? v[2 * r]! : v[r]!) - base]!;
+      const g = valid !== null && valid[r] === 0 ? 0 : map[v[step * r]! - base]!;
       if (g !== 0) out[i] = g - 1;
       else {
         rows[m] = r;
@@ -119,7 +115,7 @@ export class DenseKeyIndex {
       let fresh = 0;
       for (let k = 0; k < m; k++) {
         const r = rows[k]!;
-        const at = (wide ? v[2 * r]! : v[r]!) - base;
+        const at = v[step * r]! - base;
         let g = map[at]!;
         if (g === 0) {
           g = first + fresh + 1;
@@ -141,7 +137,7 @@ export class DenseKeyIndex {
       const r = rows[k]!;
       out[pos[k]!] = g;
       if (valid !== null && valid[r] === 0) continue;
-      const at = (wide ? v[2 * r]! : v[r]!) - base;
+      const at = v[step * r]! - base;
       if (map[at] === 0) {
         map[at] = g + 1;
         this.known++;

@@ -58,6 +58,8 @@ export interface E2eOptions {
   only?: readonly E2ePart[];
   /** the latency run's rate (`--rate`), instead of half the fastest Arrow rate */
   latencyRate?: number;
+  /** the soak's measured seconds (`--soak-seconds`), instead of 60 (20 with --quick) */
+  soakSeconds?: number;
 }
 
 type Format = 'arrow' | 'msgpack';
@@ -91,6 +93,40 @@ export function rssSlope(samples: readonly Sample[], lessStorage: boolean): numb
     den += (t - mt) ** 2;
   }
   return den === 0 ? null : num / den;
+}
+
+/**
+ * Mean RSS (and RSS less DuckDB's memory, where known) over each whole `spanS` seconds of the
+ * samples, from the first: a long soak's level minute by minute, which shows whether RSS settles
+ * where one slope over the whole run cannot.
+ */
+export function rssBySpan(samples: readonly Sample[], spanS: number): { rss: number; lessStorage: number | null }[] {
+  const out: { rss: number; lessStorage: number | null }[] = [];
+  if (samples.length === 0) return out;
+  const t0 = samples[0]!.t;
+  let span = 0;
+  let n = 0;
+  let rss = 0;
+  let nLess = 0;
+  let less = 0;
+  for (const s of samples) {
+    const k = Math.floor((s.t - t0) / spanS);
+    if (k !== span) {
+      if (n > 0) out.push({ rss: rss / n, lessStorage: nLess > 0 ? less / nLess : null });
+      span = k;
+      n = 0; rss = 0; nLess = 0; less = 0;
+    }
+    n++;
+    rss += s.rssMiB;
+    if (s.storageMiB !== null) {
+      nLess++;
+      less += s.rssMiB - s.storageMiB;
+    }
+  }
+  // the last span only if it is whole
+  const last = samples[samples.length - 1]!.t;
+  if (n > 0 && last - t0 >= (span + 1) * spanS - 1) out.push({ rss: rss / n, lessStorage: nLess > 0 ? less / nLess : null });
+  return out;
 }
 
 export interface E2eRow extends Case {
@@ -444,12 +480,17 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   if (parts.has('soak')) {
     const base: Case = best === undefined ? LATENCY_CASE : { format: 'arrow', archive: false, threads: best.threads, connections: best.connections };
     const spec: RunSpec = {
-      ...base, kind: 'soak', rate: 0, warmup: quick ? warmup : SOAK_WARMUP_S, seconds: quick ? 20 : 60, batchRows: BATCH_ROWS.arrow, windowMs: 10_000, memoryLimit: SOAK_MEMORY_LIMIT,
+      ...base, kind: 'soak', rate: 0, warmup: quick ? warmup : SOAK_WARMUP_S, seconds: opts.soakSeconds ?? (quick ? 20 : 60), batchRows: BATCH_ROWS.arrow, windowMs: 10_000, memoryLimit: SOAK_MEMORY_LIMIT,
     };
     log(`e2e: soak — ${describe(spec)}, storage.memoryLimit ${SOAK_MEMORY_LIMIT}, for ${spec.warmup} + ${spec.seconds} s ...`);
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ${millions(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB}), ${slope(out.rssSlopeMiBps)}; `
       + `DuckDB's memory ${out.storageStartMiB ?? '-'} → ${out.storageEndMiB ?? '-'} MiB; RSS less DuckDB's ${slope(out.rssLessStorageSlopeMiBps)}`);
+    if (spec.seconds >= 120) {
+      const measured = out.samples.filter((x) => x.t >= (out.samples[out.samples.length - 1]?.t ?? 0) - spec.seconds);
+      const spans = rssBySpan(measured, 60);
+      log(`     RSS by minute (less DuckDB's): ${spans.map((m) => `${Math.round(m.rss)} (${m.lessStorage === null ? '-' : Math.round(m.lessStorage)})`).join(', ')} MiB`);
+    }
     rows.push(out);
   }
   mkdirSync(outDir, { recursive: true });

@@ -1,11 +1,12 @@
 /**
- * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N]`: runs the named
+ * `sluice bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N] [--soak-seconds N]`: runs the named
  * suites (kernels and engine when none is named; e2e and nexmark only when named), prints a
  * table per suite, and with --json also writes bench/results/<date>-<suite>.json (e2e and
  * nexmark always write their JSON, e2e also an SVG chart). `--only` picks e2e's parts (matrix,
  * latency, soak); a partial run writes <date>-e2e-<parts>.json (parts in that order) so it never
  * replaces the day's full run. `--rate` sets the latency run's events/s (default: half the
- * fastest Arrow run).
+ * fastest Arrow run); `--soak-seconds` how long the soak measures after its 90 s warm-up
+ * (default 60).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -38,10 +39,13 @@ export interface BenchArgs {
   readonly only?: readonly E2ePart[];
   /** e2e's latency run events/s */
   readonly latencyRate?: number;
+  /** e2e's soak: seconds measured after the warm-up */
+  readonly soakSeconds?: number;
 }
 
 const ONLY_USAGE = `bench: --only takes e2e parts separated by commas (${E2E_PARTS.join(', ')})`;
 const RATE_USAGE = 'bench: --rate takes the latency run\'s events/s, an integer ≥ 1000';
+const SOAK_USAGE = 'bench: --soak-seconds takes the soak\'s measured seconds, an integer from 10 to 86400';
 
 /** `sluice bench`'s arguments; throws on anything it does not know. */
 export function parseBenchArgs(args: readonly string[]): BenchArgs {
@@ -49,7 +53,7 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
   try {
     parsed = parseArgs({
       args: [...args],
-      options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, only: { type: 'string' }, rate: { type: 'string' } },
+      options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, only: { type: 'string' }, rate: { type: 'string' }, 'soak-seconds': { type: 'string' } },
       allowPositionals: true,
       strict: true,
     });
@@ -57,6 +61,7 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
     const message = err instanceof Error ? err.message : String(err);
     if (/'--only\b/.test(message)) throw new Error(ONLY_USAGE);
     if (/'--rate\b/.test(message)) throw new Error(RATE_USAGE);
+    if (/'--soak-seconds\b/.test(message)) throw new Error(SOAK_USAGE);
     throw new Error(`bench: ${message}`);
   }
   const { values, positionals } = parsed;
@@ -64,8 +69,8 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
     if (!(SUITES as readonly string[]).includes(n)) throw new Error(`bench: unknown suite '${n}' (available: ${SUITES.join(', ')})`);
   }
   const suites = (positionals.length > 0 ? positionals : [...DEFAULT_SUITES]) as Suite[];
-  if ((values.only !== undefined || values.rate !== undefined) && !suites.includes('e2e')) {
-    throw new Error('bench: --only and --rate apply to the e2e suite, which is not named');
+  if ((values.only !== undefined || values.rate !== undefined || values['soak-seconds'] !== undefined) && !suites.includes('e2e')) {
+    throw new Error('bench: --only, --rate and --soak-seconds apply to the e2e suite, which is not named');
   }
   let only: E2ePart[] | undefined;
   if (values.only !== undefined) {
@@ -79,11 +84,17 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
     latencyRate = Number(values.rate);
     if (!/^\d+$/.test(values.rate) || latencyRate < 1000) throw new Error(RATE_USAGE);
   }
-  return { suites, json: values.json === true, quick: values.quick === true, only, latencyRate };
+  let soakSeconds: number | undefined;
+  const soak = values['soak-seconds'];
+  if (soak !== undefined) {
+    soakSeconds = Number(soak);
+    if (!/^\d+$/.test(soak) || soakSeconds < 10 || soakSeconds > 86_400) throw new Error(SOAK_USAGE);
+  }
+  return { suites, json: values.json === true, quick: values.quick === true, only, latencyRate, soakSeconds };
 }
 
 export async function runBench(args: string[]): Promise<number> {
-  const { suites, json, quick, only, latencyRate } = parseBenchArgs(args);
+  const { suites, json, quick, only, latencyRate, soakSeconds } = parseBenchArgs(args);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const info = machine();
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}`);
@@ -111,7 +122,7 @@ export async function runBench(args: string[]): Promise<number> {
         break;
       }
       case 'e2e': {
-        const report = await runE2eBench({ quick, log, only, latencyRate }, dir, stamp);
+        const report = await runE2eBench({ quick, log, only, latencyRate, soakSeconds }, dir, stamp);
         process.stdout.write(`\n${e2eTable(report)}\n`);
         // the e2e report is always written: it is what the chart and docs/benchmarks.md cite
         save(report.name, report, true);

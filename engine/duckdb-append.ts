@@ -50,14 +50,6 @@ function duckType(t: SqlType): DuckDBType {
 /** DuckDB's vector size: the most rows one data chunk holds. */
 export const CHUNK_ROWS = duckdb.vector_size();
 
-/** The ArrayBuffer behind a view (copied out when the view is over a SharedArrayBuffer). */
-function plainBuffer(view: ArrayBufferView): { buffer: ArrayBuffer; offset: number } {
-  if (view.buffer instanceof ArrayBuffer) return { buffer: view.buffer, offset: view.byteOffset };
-  const copy = new Uint8Array(view.byteLength);
-  copy.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-  return { buffer: copy.buffer, offset: 0 };
-}
-
 /** integral |ms| below this: ms × 1000 is an exact double (until the year 2255) */
 const FAST_MS = 9_000_000_000_000;
 const TWO_32 = 4294967296;
@@ -98,6 +90,12 @@ export class ChunkWriter {
   private readonly mask = new Uint8Array(CHUNK_ROWS / 8);
   /** a chunk of inlined duckdb_string_t, 4 words each */
   private readonly strings = new Int32Array(4 * CHUNK_ROWS);
+  /**
+   * A column's bytes for one chunk when they sit in a SharedArrayBuffer (the pool's outbox),
+   * which DuckDB's copy does not take: copied here first, never into a fresh ArrayBuffer per
+   * chunk (the state isolate counted those as external memory and collected for them).
+   */
+  private readonly plain = new Uint8Array(16 * CHUNK_ROWS);
   /** the rows of a chunk whose strings are too long to inline */
   private readonly longRows = new Int32Array(CHUNK_ROWS);
   /** per dictionary code, the chunk row that got its long string first (−1: none yet) */
@@ -164,22 +162,33 @@ export class ChunkWriter {
     for (let j = 0; j < nLong; j++) firstRow[codes[start + longRows[j]!]!] = -1;
   }
 
+  /** One chunk of a column's fixed-width values (at most 16 bytes a row) into `vector`. */
+  private copy(vector: duckdb.Vector, view: ArrayBufferView): void {
+    const n = view.byteLength;
+    if (view.buffer instanceof ArrayBuffer) {
+      duckdb.copy_data_to_vector(vector, 0, view.buffer, view.byteOffset, n);
+      return;
+    }
+    this.plain.set(new Uint8Array(view.buffer, view.byteOffset, n));
+    duckdb.copy_data_to_vector(vector, 0, this.plain.buffer, 0, n);
+  }
+
   private fill(vector: duckdb.Vector, type: SqlType, col: AppendColumn, start: number, count: number): void {
     switch (type) {
       case 'DOUBLE': {
         const v = valuesOf(col, 'float64');
-        copyView(vector, v.subarray(start, start + count));
+        this.copy(vector, v.subarray(start, start + count));
         break;
       }
       case 'BIGINT': {
         if (col.type === 'int64') {
-          copyView(vector, col.words.subarray(2 * start, 2 * (start + count)));
+          this.copy(vector, col.words.subarray(2 * start, 2 * (start + count)));
         } else if (col.type === 'values') {
           // result counts arrive as (exact, integral) doubles
           const v = col.values;
           const w = this.words;
           for (let i = 0; i < count; i++) setInt64At(w, i, v[start + i]!);
-          copyView(vector, w.subarray(0, 2 * count));
+          this.copy(vector, w.subarray(0, 2 * count));
         } else {
           throw new Error(`BIGINT column from ${col.type}`);
         }
@@ -187,19 +196,19 @@ export class ChunkWriter {
       }
       case 'INTEGER': {
         if (col.type !== 'int32') throw new Error(`INTEGER column from ${col.type}`);
-        copyView(vector, col.values.subarray(start, start + count));
+        this.copy(vector, col.values.subarray(start, start + count));
         break;
       }
       case 'BOOLEAN': {
         if (col.type !== 'bool') throw new Error(`BOOLEAN column from ${col.type}`);
-        copyView(vector, col.values.subarray(start, start + count));
+        this.copy(vector, col.values.subarray(start, start + count));
         break;
       }
       case 'TIMESTAMP': {
         const v = valuesOf(col, 'timestamp');
         const w = this.words;
         for (let i = 0; i < count; i++) msToMicrosWords(v[start + i]!, w, 2 * i);
-        copyView(vector, w.subarray(0, 2 * count));
+        this.copy(vector, w.subarray(0, 2 * count));
         break;
       }
       case 'VARCHAR': {
@@ -223,7 +232,7 @@ export class ChunkWriter {
           const k = 4 * c;
           out[at] = w[k]!; out[at + 1] = w[k + 1]!; out[at + 2] = w[k + 2]!; out[at + 3] = w[k + 3]!;
         }
-        copyView(vector, out.subarray(0, 4 * count));
+        this.copy(vector, out.subarray(0, 4 * count));
         if (nLong > 0) this.assignLong(vector, col, start, count, nLong);
         break;
       }
@@ -302,7 +311,3 @@ function inlinedStrings(dict: readonly string[]): InlinedStrings {
   return v;
 }
 
-function copyView(vector: duckdb.Vector, view: ArrayBufferView): void {
-  const { buffer, offset } = plainBuffer(view);
-  duckdb.copy_data_to_vector(vector, 0, buffer, offset, view.byteLength);
-}

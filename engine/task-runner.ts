@@ -65,6 +65,11 @@ export class TaskArena implements DecodeScratch {
     return new Int32Array(this.buffer, at, n);
   }
 
+  u8(n: number): Uint8Array {
+    const at = this.take(n);
+    return new Uint8Array(this.buffer, at, n);
+  }
+
   /** Offset of `bytes` zeroed bytes, 8-aligned, in `buffer` (a bigger buffer when they do not fit). */
   private take(bytes: number): number {
     if (this.offset + bytes > this.buffer.byteLength) {

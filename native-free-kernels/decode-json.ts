@@ -68,7 +68,7 @@ export function decodeNdjson(bytes: Uint8Array, schema: StreamSchema, opts?: Dec
     const lineOf = new Int32Array(rows); // row → 1-based line, for messages
     const label: RowLabel = (row) => `line ${lineOf[row]}`;
     let line = 0;
-    const sinks = makeValueSinks(schema, rows, JSON_RULES, label);
+    const sinks = makeValueSinks(schema, rows, JSON_RULES, label, opts?.scratch);
     let row = 0;
     for (let start = 0; start <= text.length;) {
       let end = text.indexOf('\n', start);
@@ -109,7 +109,7 @@ export function decodeJson(bytes: Uint8Array, schema: StreamSchema, opts?: Decod
     }
     const rows = doc.length;
     checkRowCount(rows, opts);
-    const sinks = makeValueSinks(schema, rows, JSON_RULES, rowLabel);
+    const sinks = makeValueSinks(schema, rows, JSON_RULES, rowLabel, opts?.scratch);
     for (let row = 0; row < rows; row++) {
       const obj: unknown = doc[row];
       if (!isRowObject(obj)) {

@@ -57,7 +57,7 @@ export function decodeMsgpack(bytes: Uint8Array, schema: StreamSchema, opts?: De
 function fromRows(rows: unknown[], schema: StreamSchema, opts: DecodeOptions | undefined): Batch {
   const n = rows.length;
   checkRowCount(n, opts);
-  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel);
+  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, opts?.scratch);
   for (let row = 0; row < n; row++) {
     const obj = rows[row];
     if (!isRowObject(obj)) {
@@ -96,7 +96,7 @@ function fromColumns(doc: Record<string, unknown>, schema: StreamSchema, opts: D
   }
   if (n < 0) n = 0;
   checkRowCount(n, opts);
-  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel);
+  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, opts?.scratch);
   for (let c = 0; c < sinks.length; c++) {
     const sink = sinks[c]!;
     const values = arrays[c]!;

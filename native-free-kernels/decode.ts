@@ -26,9 +26,10 @@ export interface DecodeOptions {
   /** max rows (default MAX_BATCH_ROWS from engine/schema.ts) → SLUICE_BATCH_TOO_MANY_ROWS */
   maxRows?: number;
   /**
-   * Where the Arrow decoder puts the arrays it cannot take as views of the input (converted
-   * timestamps, string codes) instead of fresh ArrayBuffers: the caller's arena, which it
-   * reuses once nothing decoded is in use (TaskRunner: per task). The arrays come zeroed.
+   * Where the decoders put the arrays they build (Arrow: the ones it cannot take as views of
+   * the input — converted timestamps, string codes; MessagePack and JSON: every column and
+   * validity) instead of fresh ArrayBuffers: the caller's arena, which it reuses once nothing
+   * decoded is in use (TaskRunner: per task). The arrays come zeroed.
    */
   scratch?: DecodeScratch;
 }
@@ -37,6 +38,18 @@ export interface DecodeOptions {
 export interface DecodeScratch {
   f64(n: number): Float64Array;
   i32(n: number): Int32Array;
+  u8(n: number): Uint8Array;
+}
+
+/** Zeroed arrays from `scratch`, or fresh ones without it. */
+function f64Of(scratch: DecodeScratch | undefined, n: number): Float64Array {
+  return scratch?.f64(n) ?? new Float64Array(n);
+}
+function i32Of(scratch: DecodeScratch | undefined, n: number): Int32Array {
+  return scratch?.i32(n) ?? new Int32Array(n);
+}
+function u8Of(scratch: DecodeScratch | undefined, n: number): Uint8Array {
+  return scratch?.u8(n) ?? new Uint8Array(n);
 }
 
 /**
@@ -221,8 +234,8 @@ export interface ValueSink {
 abstract class SinkBase {
   protected readonly valid: Uint8Array;
   protected present = 0;
-  constructor(protected readonly name: string, protected readonly label: RowLabel, length: number) {
-    this.valid = new Uint8Array(length);
+  constructor(protected readonly name: string, protected readonly label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    this.valid = u8Of(scratch, length);
   }
   protected finalValid(): Uint8Array | null {
     return this.present === this.valid.length ? null : this.valid;
@@ -235,9 +248,9 @@ abstract class SinkBase {
 
 class BoolSink extends SinkBase implements ValueSink {
   private readonly values: Uint8Array;
-  constructor(name: string, label: RowLabel, length: number) {
-    super(name, label, length);
-    this.values = new Uint8Array(length);
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.values = u8Of(scratch, length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -253,9 +266,9 @@ class BoolSink extends SinkBase implements ValueSink {
 
 class Int32Sink extends SinkBase implements ValueSink {
   private readonly values: Int32Array;
-  constructor(name: string, label: RowLabel, length: number) {
-    super(name, label, length);
-    this.values = new Int32Array(length);
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.values = i32Of(scratch, length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -274,9 +287,9 @@ class Int32Sink extends SinkBase implements ValueSink {
 
 class Int64Sink extends SinkBase implements ValueSink {
   private readonly words: Int32Array;
-  constructor(name: string, label: RowLabel, length: number, private readonly rules: ValueRules) {
-    super(name, label, length);
-    this.words = new Int32Array(2 * length);
+  constructor(name: string, label: RowLabel, length: number, private readonly rules: ValueRules, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.words = i32Of(scratch, 2 * length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -306,9 +319,9 @@ class Int64Sink extends SinkBase implements ValueSink {
 
 class Float64Sink extends SinkBase implements ValueSink {
   private readonly values: Float64Array;
-  constructor(name: string, label: RowLabel, length: number) {
-    super(name, label, length);
-    this.values = new Float64Array(length);
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.values = f64Of(scratch, length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -325,9 +338,9 @@ class Float64Sink extends SinkBase implements ValueSink {
 
 class TimestampSink extends SinkBase implements ValueSink {
   private readonly values: Float64Array;
-  constructor(name: string, label: RowLabel, length: number) {
-    super(name, label, length);
-    this.values = new Float64Array(length);
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.values = f64Of(scratch, length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -356,9 +369,9 @@ class StringSink extends SinkBase implements ValueSink {
   private readonly codes: Int32Array;
   private readonly dict: string[] = [];
   private readonly ids = new Map<string, number>();
-  constructor(name: string, label: RowLabel, length: number) {
-    super(name, label, length);
-    this.codes = new Int32Array(length);
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+    super(name, label, length, scratch);
+    this.codes = i32Of(scratch, length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -378,21 +391,21 @@ class StringSink extends SinkBase implements ValueSink {
   }
 }
 
-function makeValueSink(field: Field, length: number, rules: ValueRules, label: RowLabel): ValueSink {
+function makeValueSink(field: Field, length: number, rules: ValueRules, label: RowLabel, scratch: DecodeScratch | undefined): ValueSink {
   const t: ColumnType = field.type;
   switch (t) {
-    case 'bool': return new BoolSink(field.name, label, length);
-    case 'int32': return new Int32Sink(field.name, label, length);
-    case 'int64': return new Int64Sink(field.name, label, length, rules);
-    case 'float64': return new Float64Sink(field.name, label, length);
-    case 'timestamp': return new TimestampSink(field.name, label, length);
-    case 'string': return new StringSink(field.name, label, length);
+    case 'bool': return new BoolSink(field.name, label, length, scratch);
+    case 'int32': return new Int32Sink(field.name, label, length, scratch);
+    case 'int64': return new Int64Sink(field.name, label, length, rules, scratch);
+    case 'float64': return new Float64Sink(field.name, label, length, scratch);
+    case 'timestamp': return new TimestampSink(field.name, label, length, scratch);
+    case 'string': return new StringSink(field.name, label, length, scratch);
   }
 }
 
-/** One sink per schema column, in schema order. */
-export function makeValueSinks(schema: StreamSchema, length: number, rules: ValueRules, label: RowLabel): ValueSink[] {
-  return schema.fields.map((f) => makeValueSink(f, length, rules, label));
+/** One sink per schema column, in schema order; their arrays from `scratch` when given. */
+export function makeValueSinks(schema: StreamSchema, length: number, rules: ValueRules, label: RowLabel, scratch?: DecodeScratch): ValueSink[] {
+  return schema.fields.map((f) => makeValueSink(f, length, rules, label, scratch));
 }
 
 /** Is `v` a plain row object (not null, an array, a Date, a Map, binary)? */

@@ -101,3 +101,53 @@ describe('strings to DuckDB VARCHAR', () => {
     }
   });
 });
+
+describe('fixed-width columns to DuckDB', () => {
+  test('columns over a SharedArrayBuffer (the outbox) at an offset, across chunks, read back equal to the same columns in plain buffers', async () => {
+    const n = 5000; // several 2048-row chunks
+    const rnd = mulberry32(23);
+    const ints = Int32Array.from({ length: n }, () => Math.floor((rnd() * 2 - 1) * 2 ** 31));
+    const words = Int32Array.from({ length: 2 * n }, () => Math.floor((rnd() * 2 - 1) * 2 ** 31));
+    const doubles = Float64Array.from({ length: n }, () => (rnd() * 2 - 1) * 1e9);
+    const bools = Uint8Array.from({ length: n }, () => (rnd() < 0.5 ? 1 : 0));
+    const valid = Uint8Array.from({ length: n }, () => (rnd() < 0.1 ? 0 : 1));
+    // the same values in one SharedArrayBuffer, each column at its own (aligned, nonzero) offset
+    const sab = new SharedArrayBuffer(8 + 8 * n + 8 * n + 4 * n + n + 8);
+    const at = { f: 8, w: 8 + 8 * n, i: 8 + 16 * n, b: 8 + 20 * n };
+    const shared = {
+      f: new Float64Array(sab, at.f, n), w: new Int32Array(sab, at.w, 2 * n), i: new Int32Array(sab, at.i, n), b: new Uint8Array(sab, at.b, n),
+    };
+    shared.f.set(doubles); shared.w.set(words); shared.i.set(ints); shared.b.set(bools);
+    const db = await openMemory();
+    try {
+      await db.conn.run('CREATE TABLE t (src INTEGER, row INTEGER, i INTEGER, w BIGINT, f DOUBLE, b BOOLEAN)');
+      const appender = await db.conn.createAppender('t');
+      const writer = new ChunkWriter(['INTEGER', 'INTEGER', 'INTEGER', 'BIGINT', 'DOUBLE', 'BOOLEAN']);
+      const rows = Int32Array.from({ length: n }, (_, r) => r);
+      const append = (src: number, cols: { f: Float64Array; w: Int32Array; i: Int32Array; b: Uint8Array }, from: number, to: number): void => {
+        writer.append(appender, [
+          { type: 'int32', values: new Int32Array(n).fill(src), valid: null }, { type: 'int32', values: rows, valid: null },
+          { type: 'int32', values: cols.i, valid }, { type: 'int64', words: cols.w, valid }, { type: 'float64', values: cols.f, valid: null },
+          { type: 'bool', values: cols.b, valid: null },
+        ], from, to);
+      };
+      // from an offset into the batch, and in two appends, as the state worker does
+      append(0, { f: doubles, w: words, i: ints, b: bools }, 0, n);
+      append(1, shared, 0, 1234);
+      append(1, shared, 1234, n);
+      appender.flushSync();
+      appender.closeSync();
+      const diff = await queryRows(db.conn, `SELECT count(*) FROM t a JOIN t b ON a.row = b.row AND a.src = 0 AND b.src = 1
+        WHERE a.i IS NOT DISTINCT FROM b.i AND a.w IS NOT DISTINCT FROM b.w AND a.f = b.f AND a.b = b.b`);
+      assert.deepEqual(diff, [[BigInt(n)]]);
+      // and the plain copy holds the values themselves
+      const check = await queryRows(db.conn, 'SELECT row, i, w, f, b FROM t WHERE src = 1 ORDER BY row');
+      for (let r = 0; r < n; r++) {
+        const w = (BigInt(words[2 * r + 1]!) << 32n) | BigInt(words[2 * r]! >>> 0);
+        assert.deepEqual(check[r], [r, valid[r] === 1 ? ints[r]! : null, valid[r] === 1 ? w : null, doubles[r]!, bools[r] === 1], `row ${r}`);
+      }
+    } finally {
+      db.close();
+    }
+  });
+});

@@ -3,26 +3,33 @@ import assert from 'node:assert/strict';
 import { TaskArena } from '../../engine/task-runner.js';
 import { decodeArrow } from '../../native-free-kernels/decode-arrow.js';
 import { encodeArrow } from '../../native-free-kernels/encode-arrow.js';
+import { decodeMsgpack } from '../../native-free-kernels/decode-msgpack.js';
+import { decodeJson, decodeNdjson } from '../../native-free-kernels/decode-json.js';
+import { pack } from 'msgpackr';
 import { makeSchema, type Batch } from '../../engine/schema.js';
 
 test('TaskArena: zeroed, 8-aligned, disjoint arrays within a task; reuse after reset; growth keeps earlier arrays', () => {
   const arena = new TaskArena();
   const a = arena.f64(3);
   const b = arena.i32(5);
+  const d = arena.u8(3);
   const c = arena.f64(2);
-  for (const x of [a, b, c]) assert.ok(x.every((v) => v === 0));
+  for (const x of [a, b, c, d]) assert.ok(x.every((v) => v === 0));
   assert.equal(a.byteOffset % 8, 0);
   assert.equal(c.byteOffset % 8, 0);
+  d.fill(255);
   a.fill(1.5);
   b.fill(-7);
   c.fill(2.5);
   assert.deepEqual(Array.from(a), [1.5, 1.5, 1.5]);
   assert.deepEqual(Array.from(b), [-7, -7, -7, -7, -7]);
+  assert.deepEqual(Array.from(d), [255, 255, 255]);
   // past the first buffer (1 MiB): a new one; what was handed out stays as it was
   const big = arena.f64(200_000);
   big.fill(9);
   assert.deepEqual(Array.from(a), [1.5, 1.5, 1.5]);
   assert.deepEqual(Array.from(c), [2.5, 2.5]);
+  assert.deepEqual(Array.from(d), [255, 255, 255]);
   arena.reset();
   const again = arena.f64(3);
   assert.ok(again.every((v) => v === 0), 'zeroed after reuse');
@@ -49,4 +56,37 @@ test('TaskArena: two batches decoded into one arena in one task keep their own c
   assert.deepEqual(texts(two), ['x', 'y']);
   assert.deepEqual(Array.from((one.columns[1] as { values: Float64Array }).values), [1_000, 1_001, 1_002]);
   assert.deepEqual(Array.from((two.columns[1] as { values: Float64Array }).values), [5_000, 5_001]);
+});
+
+test('TaskArena: MessagePack, JSON and NDJSON batches decoded into one arena equal the same batches decoded without it', () => {
+  const schema = makeSchema([
+    { name: 'b', type: 'bool' }, { name: 'i', type: 'int32' }, { name: 'w', type: 'int64' }, { name: 'f', type: 'float64' },
+    { name: 'ts', type: 'timestamp' }, { name: 's', type: 'string' },
+  ]);
+  const rowsOf = (k: number): Record<string, unknown>[] => Array.from({ length: 50 }, (_, r) => ({
+    b: r % 3 === 0 ? null : r % 2 === 0, i: r % 7 === 0 ? null : r * k - 100, w: r % 5 === 0 ? null : r * 1e9 + k,
+    f: r / 4 + k, ts: 1_700_000_000_000 + r * k, s: r % 4 === 0 ? null : `s${r % 6}-${k}`,
+  }));
+  const arena = new TaskArena();
+  const inputs: [string, (opts?: { scratch: TaskArena }) => Batch][] = [1, 2, 3].flatMap((k) => {
+    const rows = rowsOf(k);
+    const json = new TextEncoder().encode(JSON.stringify(rows));
+    const ndjson = new TextEncoder().encode(rows.map((r) => JSON.stringify(r)).join('\n'));
+    const msgpack = new Uint8Array(pack(rows));
+    return [
+      [`msgpack ${k}`, (o) => decodeMsgpack(msgpack, schema, o)],
+      [`json ${k}`, (o) => decodeJson(json, schema, o)],
+      [`ndjson ${k}`, (o) => decodeNdjson(ndjson, schema, o)],
+    ] as [string, (opts?: { scratch: TaskArena }) => Batch][];
+  });
+  // all decoded into one arena first (one task), then compared: no batch overwrote another's arrays
+  const withArena = inputs.map(([, decode]) => decode({ scratch: arena }));
+  inputs.forEach(([name, decode], k) => {
+    const plain = decode();
+    const got = withArena[k]!;
+    assert.deepEqual(got.columns, plain.columns, name);
+    const col = got.columns[3]!;
+    assert.ok(col.type === 'float64');
+    assert.equal(col.values.buffer, arena.f64(1).buffer, `${name}: the column is the arena's`);
+  });
 });

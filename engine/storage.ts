@@ -832,6 +832,9 @@ export class Storage {
   private nextPartId: number;
   /** queries running on their own connections; close() waits for them */
   private readonly queries = new Set<Promise<unknown>>();
+  /** the commit's checkpoint inserts, prepared on writeConn at the first checkpoint (DuckDB re-binds them after a rebuild) */
+  private insertCheckpoint: DuckDBPreparedStatement | null = null;
+  private insertPart: DuckDBPreparedStatement | null = null;
   /** every write on writeConn runs in this chain, one at a time */
   private writes: Promise<unknown> = Promise.resolve();
   private exports: Promise<unknown> = Promise.resolve();
@@ -1056,29 +1059,35 @@ export class Storage {
         const id = this.nextCheckpointId;
         const createdAt = Date.now();
         const parts = req.checkpoint.parts ?? [];
-        await conn.run('INSERT INTO sluice_checkpoints VALUES ($1, epoch_ms($2::BIGINT), $3, $4)',
-          [id, createdAt, positions, blobValue(req.checkpoint.state)]);
+        // Round trips to DuckDB's thread are what a commit waits on under load (2-25 ms each,
+        // measured with the cores busy): the inserts reuse statements prepared once, and the
+        // rest of the transaction, COMMIT included, goes in one call.
+        const insertCheckpoint = this.insertCheckpoint ??= await conn.prepare('INSERT INTO sluice_checkpoints VALUES ($1, epoch_ms($2::BIGINT), $3, $4)');
+        insertCheckpoint.bind([id, createdAt, positions, blobValue(req.checkpoint.state)]);
+        await insertCheckpoint.run();
         const fresh = parts.filter((p) => p.bytes !== null);
         if (fresh.length > 0) {
-          const insert = await conn.prepare('INSERT INTO sluice_state_parts VALUES ($1, $2)');
+          const insertPart = this.insertPart ??= await conn.prepare('INSERT INTO sluice_state_parts VALUES ($1, $2)');
           for (const part of fresh) {
-            insert.bind([part.id, blobValue(part.bytes!)]);
-            await insert.run();
+            insertPart.bind([part.id, blobValue(part.bytes!)]);
+            await insertPart.run();
           }
         }
         const partIds = parts.map((p) => p.id);
-        if (partIds.length > 0) await conn.run(`INSERT INTO sluice_checkpoint_parts SELECT ${id}, unnest([${idList(partIds)}])`);
         // the checkpoints that fall out of the kept window, and the parts no kept one references then
         const dropped = [...this.partRefs.keys()].filter((c) => c <= id - this.keep);
         const uses = new Map<number, number>();
         for (const r of partIds) uses.set(r, (uses.get(r) ?? this.partUses.get(r) ?? 0) + 1);
         for (const c of dropped) for (const r of this.partRefs.get(c)!) uses.set(r, (uses.get(r) ?? this.partUses.get(r)!) - 1);
         const unused = [...uses].filter(([, n]) => n === 0).map(([r]) => r);
-        await conn.run('DELETE FROM sluice_checkpoints WHERE id <= $1', [id - this.keep]);
-        if (dropped.length > 0) await conn.run('DELETE FROM sluice_checkpoint_parts WHERE checkpoint_id <= $1', [id - this.keep]);
-        if (unused.length > 0) await conn.run(`DELETE FROM sluice_state_parts WHERE id IN (${idList(unused)})`);
-        if (id % CHECKPOINT_TABLE_REBUILD === 0) await rebuildCheckpointTables(conn);
-        await conn.run('COMMIT');
+        const tail: string[] = [];
+        if (partIds.length > 0) tail.push(`INSERT INTO sluice_checkpoint_parts SELECT ${id}, unnest([${idList(partIds)}])`);
+        tail.push(`DELETE FROM sluice_checkpoints WHERE id <= ${id - this.keep}`);
+        if (dropped.length > 0) tail.push(`DELETE FROM sluice_checkpoint_parts WHERE checkpoint_id <= ${id - this.keep}`);
+        if (unused.length > 0) tail.push(`DELETE FROM sluice_state_parts WHERE id IN (${idList(unused)})`);
+        if (id % CHECKPOINT_TABLE_REBUILD === 0) tail.push(...REBUILD_CHECKPOINT_TABLES);
+        tail.push('COMMIT');
+        await conn.run(tail.join(';\n'));
         this.nextCheckpointId = id + 1;
         this.lastCheckpoint = { id, createdAt, state: req.checkpoint.state, positions: req.checkpoint.positions, partIds };
         for (const c of dropped) this.partRefs.delete(c);
@@ -1291,6 +1300,8 @@ export class Storage {
     await this.exports;
     await this.writes;
     await Promise.all(this.queries);
+    this.insertCheckpoint?.destroySync();
+    this.insertPart?.destroySync();
     this.exportConn.closeSync();
     this.writeConn.closeSync();
     this.instance.closeSync();
@@ -1338,14 +1349,13 @@ const CHECKPOINT_TABLES: readonly (readonly [string, string])[] = [
  */
 const CHECKPOINT_TABLE_REBUILD = 16;
 
-async function rebuildCheckpointTables(conn: DuckDBConnection): Promise<void> {
-  for (const [table, columns] of CHECKPOINT_TABLES) {
-    await conn.run(`CREATE TABLE ${table}_next ${columns}`);
-    await conn.run(`INSERT INTO ${table}_next SELECT * FROM ${table}`);
-    await conn.run(`DROP TABLE ${table}`);
-    await conn.run(`ALTER TABLE ${table}_next RENAME TO ${table}`);
-  }
-}
+/** The statements that copy each checkpoint table into a fresh one and drop the old (see above). */
+const REBUILD_CHECKPOINT_TABLES: readonly string[] = CHECKPOINT_TABLES.flatMap(([table, columns]) => [
+  `CREATE TABLE ${table}_next ${columns}`,
+  `INSERT INTO ${table}_next SELECT * FROM ${table}`,
+  `DROP TABLE ${table}`,
+  `ALTER TABLE ${table}_next RENAME TO ${table}`,
+]);
 
 /** Integers for an IN (...) list or a list literal (ids are ours, checked safe integers). */
 function idList(ids: readonly number[]): string {

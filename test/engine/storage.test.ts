@@ -454,6 +454,53 @@ test('checkpoint parts: new parts stored, unchanged ones referenced, the parts o
   }
 });
 
+test('checkpoint parts: a commit whose last statements fail (the 16th checkpoint\'s table rebuild) stores nothing of itself, and the retry does', async (t) => {
+  const dir = tempDir(t);
+  const cfg = config(EVENTS_YAML, dir);
+  const rng = mulberry32(9);
+  const s = await Storage.open(cfg);
+  try {
+    let open: number[] = [];
+    const next = (): CommitRequest['checkpoint'] & object => {
+      // one window closes, one opens: a new part stored, one no kept checkpoint needs deleted
+      const id = s.allocatePartId();
+      open = [...open.slice(-2), id];
+      return { state: new Uint8Array([id]), positions: { ev: { seq: id } }, parts: open.map((p) => ({ id: p, bytes: p === id ? new Uint8Array([p, 1, 2]) : null })) };
+    };
+    for (let i = 1; i <= 15; i++) await s.commit({ ...EMPTY, checkpoint: next() });
+    const tables = ['agg', 'sluice_checkpoints', 'sluice_state_parts', 'sluice_checkpoint_parts'];
+    const snapshot = async (): Promise<unknown[]> => [
+      ...(await Promise.all(tables.map((x) => count(s, x)))),
+      (await s.query('SELECT id FROM sluice_state_parts ORDER BY id')).rows,
+      (await s.query('SELECT checkpoint_id, part_id FROM sluice_checkpoint_parts ORDER BY ALL')).rows,
+    ];
+    const before = await snapshot();
+    // the rebuild's CREATE TABLE fails: its name is taken
+    await s.query('CREATE TABLE sluice_state_parts_next (x INTEGER)');
+    const result = randomResult(rng, 1000, (i) => i * 10_000);
+    const openBefore = open;
+    const failing = next();
+    await expectRejects(s.commit({ ...EMPTY, results: [{ pipeline: 'agg', result }], checkpoint: failing }), 'SLUICE_STORAGE_IO', /nothing of it was stored/);
+    assert.deepEqual(await snapshot(), before);
+    assert.equal(s.checkpoint?.id, 15);
+    await s.query('DROP TABLE sluice_state_parts_next');
+    // the same checkpoint again: stored whole, the tables rebuilt with the kept rows
+    open = openBefore;
+    const retry = next();
+    await s.commit({ ...EMPTY, results: [{ pipeline: 'agg', result }], checkpoint: retry });
+    assert.equal(s.checkpoint?.id, 16);
+    assert.equal(await count(s, 'agg'), 1000);
+    assert.deepEqual((await s.query('SELECT id FROM sluice_checkpoints ORDER BY id')).rows, [[14], [15], [16]]);
+    const kept = (await s.query('SELECT DISTINCT part_id FROM sluice_checkpoint_parts ORDER BY ALL')).rows.map((r) => Number(r[0]));
+    assert.deepEqual((await s.query('SELECT id FROM sluice_state_parts ORDER BY id')).rows.map((r) => Number(r[0])), kept);
+    assert.ok(kept.includes(open[2]!));
+    const parts = await s.readParts(s.checkpoint!.partIds);
+    assert.deepEqual(Array.from(parts.get(open[2]!)!), [open[2]!, 1, 2]);
+  } finally {
+    await s.close();
+  }
+});
+
 test('checkpoint parts: 64 commits each writing two 512 KiB parts keep the file bounded (the parts table is rebuilt too)', async (t) => {
   const dir = tempDir(t);
   const cfg = config(EVENTS_YAML, dir);

@@ -17,7 +17,7 @@ commands:
                                         events/s and ack latency (sluice gen --help)
   query "SELECT ..." [options]          run a read-only SQL query on a server
                                         (sluice query --help)
-  bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N]
+  bench [SUITE...] [--json] [--quick] [--only PART,...] [--rate N] [--soak-seconds N]
                                         run benchmark suites (kernels, engine; e2e, nexmark when named)
 
 Details of every command: docs/cli.md

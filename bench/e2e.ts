@@ -34,7 +34,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseIsoTimestamp } from '../native-free-kernels/iso-time.js';
-import type { GenSummary } from '../server/gen.js';
+import { pacedDueMs, type GenSummary } from '../server/gen.js';
 import { METRIC } from '../server/metrics.js';
 import { requestJson } from '../server/query-cli.js';
 import { BID_STATS_TIMING, bidStatsConfig, generateBidRing } from './bids.js';
@@ -276,6 +276,8 @@ interface RunSpec extends Case {
   readonly windowMs: number;
   /** storage.memoryLimit, when the run sets one */
   readonly memoryLimit?: string;
+  /** gen's --ramp in seconds, when the run sets one */
+  readonly ramp?: number;
 }
 
 interface RunResult {
@@ -300,7 +302,8 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
       const poller = spec.kind === 'latency' ? new ResultPoller(serve.url) : null;
       poller?.start();
       const genArgs = ['--url', serve.url, '--rate', String(spec.rate), '--seconds', String(spec.warmup + spec.seconds), '--warmup', String(spec.warmup),
-        '--format', spec.format, '--connections', String(spec.connections), '--batch', String(spec.batchRows)];
+        '--format', spec.format, '--connections', String(spec.connections), '--batch', String(spec.batchRows),
+        ...(spec.ramp === undefined ? [] : ['--ramp', String(spec.ramp)])];
       const { gen, serverCores, genCores } = await runGen(serve, genArgs, spec.warmup, spec.seconds);
       sampler.stop();
       await poller?.stop();
@@ -320,7 +323,7 @@ async function runOnce(spec: RunSpec): Promise<RunResult> {
             for (let e = previous + spec.windowMs; e <= windowEnd; e += spec.windowMs) {
               const closingTime = e + BID_STATS_TIMING.latenessMs + BID_STATS_TIMING.maxOutOfOrderMs;
               const sentAt = dueAtEventTime(closingTime, { start, firstSendAt: gen.firstSendAt, ringEvents: gen.generator.ringEvents,
-                spanMs: gen.generator.spanMs, batchRows: spec.batchRows, rate: spec.rate });
+                spanMs: gen.generator.spanMs, batchRows: spec.batchRows, rate: spec.rate, rampMs: (spec.ramp ?? 0) * 1000 });
               if (closingTime - start > (spec.warmup + spec.seconds) * 1000) continue; // closed by the idle clock, not by data
               waits.push(at - sentAt);
             }
@@ -360,6 +363,14 @@ const LATENCY_BATCH_ROWS = 16_384;
  */
 const LATENCY_WARMUP_S = 10;
 /**
+ * The latency run's send rate rises from 0 over its first 5 s (gen --ramp), so the server's code
+ * warms up below the measured rate. Started cold at 11.4 M events/s, the backlog of the first
+ * seconds (unoptimised code) drained at the 15 % of capacity left over, past the 10 s warm-up in
+ * some runs: per-second ack p99 76-220 ms into the measured seconds. After 8 s at 5 M events/s
+ * instead, three runs gave ack p99 10.7 / 10.8 / 19.3 ms (2026-11-22).
+ */
+const LATENCY_RAMP_S = 5;
+/**
  * The soak's warm-up and DuckDB's memory limit. RSS has two parts that grow at first:
  * - the JS heaps and the allocators' arenas reach their working size within the first minute
  *   at full rate (RSS less DuckDB's memory ~600 → ~700 MiB, then 700–754 MiB from 60 s to
@@ -386,6 +397,8 @@ export interface PacedStream {
   readonly batchRows: number;
   /** paced events per second */
   readonly rate: number;
+  /** gen's --ramp in ms (0: full rate from the first send) */
+  readonly rampMs: number;
 }
 
 /**
@@ -399,7 +412,7 @@ export function dueAtEventTime(t: number, s: PacedStream): number {
   // event j's time is start + floor(j · spanMs / ringEvents), whole ms
   const index = Math.ceil((Math.ceil(t - s.start) * s.ringEvents) / s.spanMs);
   const batch = Math.floor(index / s.batchRows);
-  return s.firstSendAt + (batch * s.batchRows * 1000) / s.rate;
+  return s.firstSendAt + pacedDueMs(batch * s.batchRows, s.rate, s.rampMs);
 }
 
 /** DuckDB's events/s for the same bids (gen's seed 1 and shape), archive off and on. */
@@ -471,7 +484,10 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
   // behind the one before it (measured: ack p99 49.7 ms against 16.9 ms at 5 M events/s)
   if (parts.has('latency')) {
     const half = opts.latencyRate ?? Math.max(10_000, Math.round(best!.eventsPerSecond / 2 / 1000) * 1000);
-    const spec: RunSpec = { ...LATENCY_CASE, kind: 'latency', rate: half, warmup: quick ? warmup : LATENCY_WARMUP_S, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000 };
+    const spec: RunSpec = {
+      ...LATENCY_CASE, kind: 'latency', rate: half, warmup: quick ? warmup : LATENCY_WARMUP_S, seconds: quick ? 12 : 20, batchRows: LATENCY_BATCH_ROWS, windowMs: 1000,
+      ramp: quick ? 0 : LATENCY_RAMP_S,
+    };
     log(`e2e: latency — ${describe(spec)} at ${millions(half)} events/s, 1 s windows ...`);
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ack p50 ${ms(out.ackP50Ms)} p99 ${ms(out.ackP99Ms)}; result visible p50 ${ms(out.resultLatencyMs?.p50 ?? null)} p99 ${ms(out.resultLatencyMs?.p99 ?? null)} over ${out.resultLatencyMs?.windows ?? 0} windows`);

@@ -35,16 +35,29 @@ import { ClientError, httpBase, requestJson, writeStdout } from './query-cli.js'
 export const GEN_USAGE = `usage: sluice gen [--url ws://127.0.0.1:8080] [--stream bids] [--rate EVENTS_PER_S] [--seconds S]
                   [--events N] [--format arrow|msgpack|ndjson] [--connections N] [--batch ROWS]
                   [--seed N] [--disorder MS] [--start TIME] [--ring EVENTS] [--token T]
-                  [--warmup S] [--event-rate N] [--workload bids|nexmark] [--json] [--dry-run]
+                  [--warmup S] [--ramp S] [--event-rate N] [--workload bids|nexmark] [--json] [--dry-run]
   --rate 0 sends as fast as the credits allow; --token defaults to $SLUICE_TOKEN;
   --dry-run builds and cycles the batches without a server (the generator's own speed);
   --warmup S leaves the first S seconds out of the summary's events/s and ack latencies;
+  --ramp S raises the send rate linearly from 0 to --rate over the first S seconds (S <= --warmup);
   --event-rate N: event time advances at N events per second (default --rate; 1000000
   with --rate 0), e.g. minutes of event time sent in seconds;
   --workload nexmark sends Nexmark's Person / Auction / Bid mix (1:3:46) to the streams
   person, auction and bid (Arrow only; --batch counts events of all three types, --connections
   the bid stream's connections: person and auction get one each; no --stream, no --disorder)
 `;
+
+/**
+ * When event `n` of a paced stream is due, in ms after the first send: at `rate` events/s, or,
+ * with a ramp of `rampMs`, at a rate rising linearly from 0 over the ramp — n(τ) = r·τ² / 2R
+ * during it (r in events per ms), r·(τ − R / 2) after it.
+ */
+export function pacedDueMs(n: number, rate: number, rampMs: number): number {
+  const r = rate / 1000;
+  if (rampMs <= 0) return n / r;
+  const inRamp = (r * rampMs) / 2;
+  return n < inRamp ? Math.sqrt((2 * n * rampMs) / r) : n / r + rampMs / 2;
+}
 
 const DEFAULTS = {
   url: 'ws://127.0.0.1:8080',
@@ -97,6 +110,8 @@ export interface GenOptions {
   readonly token: string | undefined;
   /** seconds at the start left out of the summary's rate and latencies (they are still sent) */
   readonly warmup: number;
+  /** seconds over which the send rate rises linearly from 0 to `rate` (0: full rate at once) */
+  readonly ramp: number;
   readonly workload: Workload;
   readonly json: boolean;
   readonly dryRun: boolean;
@@ -130,6 +145,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         ring: { type: 'string' },
         token: { type: 'string' },
         warmup: { type: 'string' },
+        ramp: { type: 'string' },
         workload: { type: 'string' },
         'event-rate': { type: 'string' },
         json: { type: 'boolean' },
@@ -172,6 +188,13 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     warmup = Number(values.warmup);
     if (seconds !== null && warmup >= seconds) throw new GenUsageError(`--warmup (${warmup} s) must be shorter than --seconds (${seconds} s)`);
   }
+  let ramp = 0;
+  if (values.ramp !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(values.ramp)) throw new GenUsageError(`--ramp takes a number of seconds >= 0, got '${values.ramp}'`);
+    ramp = Number(values.ramp);
+    if (ramp > 0 && rate === 0) throw new GenUsageError('--ramp needs a --rate: --rate 0 sends as fast as the credits allow');
+    if (ramp > warmup) throw new GenUsageError(`--ramp (${ramp} s) must not exceed --warmup (${warmup} s): the measured seconds run at --rate`);
+  }
   const stream = values.stream ?? DEFAULTS.stream;
   if (stream === '') throw new GenUsageError('--stream must not be empty');
   const workload = values.workload ?? DEFAULTS.workload;
@@ -199,6 +222,7 @@ export function parseGenArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     ringGiven: values.ring !== undefined,
     token: values.token ?? env['SLUICE_TOKEN'],
     warmup,
+    ramp,
     workload: workload as Workload,
     json: values.json ?? false,
     dryRun: values['dry-run'] ?? false,
@@ -480,6 +504,8 @@ export interface GenSummary {
   eventsPerSecond: number;
   /** --warmup: seconds left out of `seconds`, `eventsPerSecond` and `ackLatencyMs` */
   warmupSeconds: number;
+  /** --ramp: seconds over which the send rate rose from 0 to `rate` */
+  rampSeconds: number;
   /**
    * wall clock (ms since the epoch) of the first send. Paced, event k of the stream is due at
    * firstSendAt + k / rate; its event time is start + k / (generator.ringEvents / generator.spanMs),
@@ -564,7 +590,7 @@ function emptySummary(o: GenOptions, ring: Steps): GenSummary {
     url: o.url, workload: o.workload, stream: ring.streams.join(','), format: o.format, connections: o.connections, batchRows: o.batchRows, rate: o.rate, eventRate: o.eventRate,
     seed: o.seed, disorder: o.disorder, start: new Date(o.start).toISOString(), credits: null,
     eventsSent: 0, eventsAcked: 0, batchesSent: 0, batchesAcked: 0, nacks: 0, eventsNacked: 0, bytesSent: 0,
-    seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
+    seconds: 0, eventsPerSecond: 0, warmupSeconds: o.warmup, rampSeconds: o.ramp, firstSendAt: null, ackLatencyMs: { p50: null, p99: null, max: null }, closes: [], unanswered: 0,
     generator: {
       ringEvents: ring.ringEvents, ringBatches: ring.size, buildMs: round(ring.buildMs, 1),
       bytesPerEvent: round(ring.bytes / ring.ringEvents, 1), spanMs: ring.spanMs,
@@ -770,9 +796,9 @@ async function generate(o: GenOptions): Promise<GenSummary> {
       }
       if (stepped >= limit) break;
       if (o.rate > 0) {
-        const dueAt = t0 + (stepped * 1000) / o.rate;
+        const dueAt = t0 + pacedDueMs(stepped, o.rate, o.ramp * 1000);
         // a batch due at or after the end is not sent, however late this timer fired: a paced
-        // run sends exactly rate × seconds events when the server keeps up
+        // run sends exactly rate × (seconds − ramp / 2) events when the server keeps up
         if (endAt !== null && dueAt >= endAt) break;
         if (dueAt > now) {
           timer = setTimeout(pump, Math.max(0, Math.floor(dueAt - now)));

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dueAtEventTime } from '../../bench/e2e.js';
+import { pacedDueMs } from '../../server/gen.js';
 import { generateBidRing } from '../../bench/bids.js';
 
 test('dueAtEventTime: the batch of the first event at or after t, from the ring\'s own event-time rate', () => {
@@ -25,7 +26,28 @@ test('dueAtEventTime: the batch of the first event at or after t, from the ring\
     const t = start + seconds * 1000;
     const k = firstAtOrAfter(t);
     const want = firstSendAt + (Math.floor(k / batchRows) * batchRows * 1000) / rate;
-    const got = dueAtEventTime(t, { start, firstSendAt, ringEvents, spanMs, batchRows, rate });
+    const got = dueAtEventTime(t, { start, firstSendAt, ringEvents, spanMs, batchRows, rate, rampMs: 0 });
     assert.equal(got, want, `${seconds} s (a batch is ${period.toFixed(2)} ms)`);
+    // with a 5 s ramp: the same batch, due when the ramped schedule reaches its first event
+    const n = Math.floor(k / batchRows) * batchRows;
+    const ramped = dueAtEventTime(t, { start, firstSendAt, ringEvents, spanMs, batchRows, rate, rampMs: 5000 });
+    assert.ok(Math.abs(ramped - (firstSendAt + pacedDueMs(n, rate, 5000))) < 1e-9, `${seconds} s ramped`);
   }
+});
+
+test('pacedDueMs: the linear ramp\'s schedule, continuous at its end, then the full rate shifted by half the ramp', () => {
+  const rate = 10_000_000; // 10 000 events per ms
+  assert.equal(pacedDueMs(0, rate, 0), 0);
+  assert.equal(pacedDueMs(25_000_000, rate, 0), 2500);
+  // 5 s ramp: 25 M events during it (the area of the triangle), the n-th when r·τ² / 2R reaches n
+  assert.equal(pacedDueMs(0, rate, 5000), 0);
+  assert.ok(Math.abs(pacedDueMs(25_000_000, rate, 5000) - 5000) < 1e-9);
+  assert.ok(Math.abs(pacedDueMs(25_000_000 - 1, rate, 5000) - 5000) < 1e-3);
+  assert.ok(Math.abs(pacedDueMs(6_250_000, rate, 5000) - 2500) < 1e-9); // a quarter of the events by half the ramp
+  assert.ok(Math.abs(pacedDueMs(125_000_000, rate, 5000) - (12_500 + 2500)) < 1e-9);
+  // the schedule's rate: 0 at the start, `rate` from the end of the ramp on
+  const slope = (n: number): number => 1000 / (pacedDueMs(n + 1000, rate, 5000) - pacedDueMs(n, rate, 5000)) * 1000;
+  assert.ok(Math.abs(slope(30_000_000) - rate) / rate < 1e-6);
+  assert.ok(slope(1_000_000) < rate / 4);
+  for (let n = 0; n < 40_000_000; n += 999_983) assert.ok(pacedDueMs(n + 1, rate, 5000) > pacedDueMs(n, rate, 5000), `increasing at ${n}`);
 });

@@ -168,6 +168,33 @@ describe('sluice gen', () => {
     }
   });
 
+  test('--ramp: the send rate rises over the ramp, the measured seconds run at --rate; bad ramps are usage errors', async () => {
+    const server = await testServer();
+    try {
+      const { ran, summary } = await gen(server, ['--rate', '20000', '--seconds', '4', '--warmup', '2', '--ramp', '2', '--batch', '500']);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(summary.rampSeconds, 2);
+      // rate × (seconds − ramp / 2): 20 000 × 3 events
+      assert.equal(summary.eventsSent, 60_000);
+      assert.ok(Math.abs(summary.eventsPerSecond - 20_000) < 2_000, `${summary.eventsPerSecond} events/s after the warm-up`);
+      // the first progress second sends a quarter of the rate (the ramp's triangle up to 1 s)
+      const first = /^gen\s+1s: sent (\d+) /m.exec(ran.stderr);
+      assert.ok(first !== null, ran.stderr);
+      assert.ok(Number(first[1]) >= 3_000 && Number(first[1]) <= 8_000, `sent ${first[1]} in the first second`);
+      for (const [args, pattern] of [
+        [['--rate', '1000', '--seconds', '4', '--warmup', '1', '--ramp', '2'], /--ramp \(2 s\) must not exceed --warmup \(1 s\)/],
+        [['--rate', '0', '--seconds', '4', '--warmup', '2', '--ramp', '1'], /--ramp needs a --rate/],
+        [['--rate', '1000', '--ramp', 'x'], /--ramp takes a number of seconds/],
+      ] as [string[], RegExp][]) {
+        const bad = await cli(['gen', ...args]);
+        assert.equal(bad.code, 2, args.join(' '));
+        assert.match(bad.stderr, pattern);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a connection the server closes: exit 1 with the close code and reason', async () => {
     const server = await testServer({ server: { maxPayload: '1KiB' } });
     try {

@@ -147,6 +147,8 @@ export interface E2eRow extends Case {
   /** DuckDB's own memory at the start and end of the measured interval (null before a commit) */
   readonly storageStartMiB: number | null;
   readonly storageEndMiB: number | null;
+  /** a soak of 120 s or more: mean RSS (and RSS less DuckDB's memory) of each measured minute */
+  readonly rssByMinute?: { rss: number; lessStorage: number | null }[];
   /** CPU seconds per wall second of the server and of gen while measuring (Linux; else null) */
   readonly serverCores: number | null;
   readonly genCores: number | null;
@@ -433,6 +435,7 @@ function row(spec: RunSpec, r: RunResult, duckdb: number): E2eRow {
     rssMaxMiB: Math.round(Math.max(0, ...rss.map((s) => s.rssMiB))),
     rssSlopeMiBps: round2(rssSlope(measured, false)), rssLessStorageSlopeMiBps: round2(rssSlope(measured, true)),
     storageStartMiB: round2(measured[0]?.storageMiB ?? null), storageEndMiB: round2(measured[measured.length - 1]?.storageMiB ?? null),
+    ...(spec.kind === 'soak' && spec.seconds >= 120 ? { rssByMinute: rssBySpan(measured, 60) } : {}),
     serverCores: round2(r.serverCores),
     genCores: round2(r.genCores),
     duckdb: Math.round(duckdb), resultLatencyMs: r.latency, samples: r.samples, ok: r.gen.ok,
@@ -503,10 +506,8 @@ export async function runE2eBench(opts: E2eOptions, outDir: string, stamp: strin
     const out = row(spec, await runOnce(spec), duck.off);
     log(`     ${millions(out.eventsPerSecond)} events/s; RSS ${out.rssStartMiB} → ${out.rssEndMiB} MiB (max ${out.rssMaxMiB}), ${slope(out.rssSlopeMiBps)}; `
       + `DuckDB's memory ${out.storageStartMiB ?? '-'} → ${out.storageEndMiB ?? '-'} MiB; RSS less DuckDB's ${slope(out.rssLessStorageSlopeMiBps)}`);
-    if (spec.seconds >= 120) {
-      const measured = out.samples.filter((x) => x.t >= (out.samples[out.samples.length - 1]?.t ?? 0) - spec.seconds);
-      const spans = rssBySpan(measured, 60);
-      log(`     RSS by minute (less DuckDB's): ${spans.map((m) => `${Math.round(m.rss)} (${m.lessStorage === null ? '-' : Math.round(m.lessStorage)})`).join(', ')} MiB`);
+    if (out.rssByMinute !== undefined) {
+      log(`     RSS by minute (less DuckDB's): ${out.rssByMinute.map((m) => `${Math.round(m.rss)} (${m.lessStorage === null ? '-' : Math.round(m.lessStorage)})`).join(', ')} MiB`);
     }
     rows.push(out);
   }

@@ -29,7 +29,7 @@
 import { sluiceError, SluiceError } from '../engine/errors.js';
 import type { Batch, Column, ColumnType, StreamSchema } from '../engine/schema.js';
 import type { DecodeOptions, DecodeScratch } from './decode.js';
-import { checkRowCount, finishBatch, guardDecode } from './decode.js';
+import { checkRowCount, finishBatch, guardDecode, scratchOf } from './decode.js';
 import { fmix32 } from './hash.js';
 
 // Module-local copies of decode.ts's constants (same values): the per-row loops read them, and
@@ -534,7 +534,7 @@ class Validity {
    * dictionary entry), so a column without nulls keeps `valid = null`.
    */
   bytes: Uint8Array | null = null;
-  constructor(private readonly total: number, private readonly name: string) {}
+  constructor(private readonly total: number, private readonly name: string, private readonly scratch: DecodeScratch) {}
 
   /** Rows [at, at+n) from the field's bitmap; returns this batch's slice, or null when it has no null. */
   apply(input: Uint8Array, rb: RecordBatchMeta, node: number, bitmap: number, at: number): Uint8Array | null {
@@ -549,7 +549,7 @@ class Validity {
     return out.subarray(at, at + n);
   }
   ensure(): Uint8Array {
-    if (this.bytes === null) this.bytes = new Uint8Array(this.total).fill(1);
+    if (this.bytes === null) this.bytes = this.scratch.u8(this.total).fill(1);
     return this.bytes;
   }
 }
@@ -569,7 +569,7 @@ function noDictionary(): never {
 class Int32Builder implements ColumnBuilder {
   private values: Int32Array | null = null;
   constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, private readonly total: number,
-    private readonly single: boolean) {}
+    private readonly single: boolean, private readonly scratch: DecodeScratch) {}
   fill(rb: RecordBatchMeta, _node: number, at: number): void {
     const { width, signed, firstBuffer } = this.plan;
     const start = rb.bufs[2 * firstBuffer + 2]!;
@@ -579,7 +579,7 @@ class Int32Builder implements ColumnBuilder {
       this.values = src;
       return;
     }
-    this.values ??= new Int32Array(this.total);
+    this.values ??= this.scratch.i32(this.total);
     this.values.set(src, at); // widening conversion, done natively
   }
   dictionary(): void { noDictionary(); }
@@ -591,7 +591,7 @@ class Int32Builder implements ColumnBuilder {
 class Int64Builder implements ColumnBuilder {
   private words: Int32Array | null = null;
   constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, private readonly total: number,
-    private readonly single: boolean) {}
+    private readonly single: boolean, private readonly scratch: DecodeScratch) {}
   fill(rb: RecordBatchMeta, _node: number, at: number): void {
     const { width, signed, firstBuffer } = this.plan;
     const start = rb.bufs[2 * firstBuffer + 2]!;
@@ -602,11 +602,11 @@ class Int64Builder implements ColumnBuilder {
         this.words = src;
         return;
       }
-      this.words ??= new Int32Array(2 * this.total);
+      this.words ??= this.scratch.i32(2 * this.total);
       this.words.set(src, 2 * at);
       return;
     }
-    const words = (this.words ??= new Int32Array(2 * this.total));
+    const words = (this.words ??= this.scratch.i32(2 * this.total));
     const src = intArrayAt(this.input, start, n, width, signed);
     if (signed) {
       for (let i = 0, w = 2 * at; i < n; i++, w += 2) {
@@ -630,12 +630,12 @@ class Int64Builder implements ColumnBuilder {
 class Float64Builder implements ColumnBuilder {
   private values: Float64Array | null = null;
   constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, private readonly total: number,
-    private readonly single: boolean) {}
+    private readonly single: boolean, private readonly scratch: DecodeScratch) {}
   fill(rb: RecordBatchMeta, _node: number, at: number): void {
     const start = rb.bufs[2 * this.plan.firstBuffer + 2]!;
     const n = rb.length;
     if (this.plan.fromInt) {
-      const out = (this.values ??= new Float64Array(this.total));
+      const out = (this.values ??= this.scratch.f64(this.total));
       if (this.plan.width === 8) {
         // through the two words, never BigInt: signed, or unsigned high word for Uint64
         const w = arrayAt(Int32Array, this.input, start, 2 * n);
@@ -652,10 +652,10 @@ class Float64Builder implements ColumnBuilder {
         this.values = src;
         return;
       }
-      this.values ??= new Float64Array(this.total);
+      this.values ??= this.scratch.f64(this.total);
       this.values.set(src, at);
     } else {
-      this.values ??= new Float64Array(this.total);
+      this.values ??= this.scratch.f64(this.total);
       this.values.set(arrayAt(Float32Array, this.input, start, n), at);
     }
   }
@@ -682,8 +682,8 @@ export function floorDivWords(lo: number, hi: number, d: number): number {
 
 class TimestampBuilder implements ColumnBuilder {
   private readonly values: Float64Array;
-  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number, scratch: DecodeScratch | undefined) {
-    this.values = scratch?.f64(total) ?? new Float64Array(total);
+  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number, scratch: DecodeScratch) {
+    this.values = scratch.f64(total);
   }
   fill(rb: RecordBatchMeta, _node: number, at: number, valid: Uint8Array | null): void {
     const n = rb.length;
@@ -741,8 +741,8 @@ class TimestampBuilder implements ColumnBuilder {
 
 class BoolBuilder implements ColumnBuilder {
   private readonly values: Uint8Array;
-  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number) {
-    this.values = new Uint8Array(total);
+  constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number, scratch: DecodeScratch) {
+    this.values = scratch.u8(total);
   }
   fill(rb: RecordBatchMeta, _node: number, at: number): void {
     unpackBits(this.input, rb.bufs[2 * this.plan.firstBuffer + 2]!, rb.length, this.values, at);
@@ -941,8 +941,8 @@ class StringBuilder implements ColumnBuilder {
   private remap = new Int32Array(0);
   private remapLen = 0;
   constructor(private readonly input: Uint8Array, private readonly plan: FieldPlan, total: number,
-    private readonly validity: Validity, scratch: DecodeScratch | undefined) {
-    this.codes = scratch?.i32(total) ?? new Int32Array(total);
+    private readonly validity: Validity, scratch: DecodeScratch) {
+    this.codes = scratch.i32(total);
     this.dict = new ByteDict(input);
   }
 
@@ -1020,13 +1020,13 @@ class StringBuilder implements ColumnBuilder {
   }
 }
 
-function makeBuilder(input: Uint8Array, plan: FieldPlan, total: number, single: boolean, validity: Validity, scratch: DecodeScratch | undefined): ColumnBuilder {
+function makeBuilder(input: Uint8Array, plan: FieldPlan, total: number, single: boolean, validity: Validity, scratch: DecodeScratch): ColumnBuilder {
   switch (plan.target) {
-    case 'int32': return new Int32Builder(input, plan, total, single);
-    case 'int64': return new Int64Builder(input, plan, total, single);
-    case 'float64': return new Float64Builder(input, plan, total, single);
+    case 'int32': return new Int32Builder(input, plan, total, single, scratch);
+    case 'int64': return new Int64Builder(input, plan, total, single, scratch);
+    case 'float64': return new Float64Builder(input, plan, total, single, scratch);
     case 'timestamp': return new TimestampBuilder(input, plan, total, scratch);
-    case 'bool': return new BoolBuilder(input, plan, total);
+    case 'bool': return new BoolBuilder(input, plan, total, scratch);
     case 'string': return new StringBuilder(input, plan, total, validity, scratch);
   }
 }
@@ -1039,8 +1039,9 @@ export function decodeArrow(bytes: Uint8Array, schema: StreamSchema, opts?: Deco
     const total = stream.rows;
     const single = stream.records === 1;
     const plans = stream.plans;
-    const validities = plans.map((p) => new Validity(total, p.name));
-    const builders = plans.map((p, k) => makeBuilder(bytes, p, total, single, validities[k]!, opts?.scratch));
+    const scratch = scratchOf(opts);
+    const validities = plans.map((p) => new Validity(total, p.name, scratch));
+    const builders = plans.map((p, k) => makeBuilder(bytes, p, total, single, validities[k]!, scratch));
     let at = 0;
     for (const m of stream.messages) {
       if (m.kind === 'dictionary') {

@@ -8,7 +8,7 @@
 import { sluiceError } from '../engine/errors.js';
 import type { Batch, StreamSchema } from '../engine/schema.js';
 import type { DecodeOptions, RowLabel, ValueRules } from './decode.js';
-import { checkRowCount, describeValue, finishBatch, guardDecode, isRowObject, makeValueSinks, rowLabel, setRow } from './decode.js';
+import { checkRowCount, scratchOf, describeValue, finishBatch, guardDecode, isRowObject, makeValueSinks, rowLabel, setRow } from './decode.js';
 
 const JSON_RULES: ValueRules = {
   maxIntNumber: Number.MAX_SAFE_INTEGER,
@@ -68,7 +68,7 @@ export function decodeNdjson(bytes: Uint8Array, schema: StreamSchema, opts?: Dec
     const lineOf = new Int32Array(rows); // row → 1-based line, for messages
     const label: RowLabel = (row) => `line ${lineOf[row]}`;
     let line = 0;
-    const sinks = makeValueSinks(schema, rows, JSON_RULES, label, opts?.scratch);
+    const sinks = makeValueSinks(schema, rows, JSON_RULES, label, scratchOf(opts));
     let row = 0;
     for (let start = 0; start <= text.length;) {
       let end = text.indexOf('\n', start);
@@ -109,7 +109,7 @@ export function decodeJson(bytes: Uint8Array, schema: StreamSchema, opts?: Decod
     }
     const rows = doc.length;
     checkRowCount(rows, opts);
-    const sinks = makeValueSinks(schema, rows, JSON_RULES, rowLabel, opts?.scratch);
+    const sinks = makeValueSinks(schema, rows, JSON_RULES, rowLabel, scratchOf(opts));
     for (let row = 0; row < rows; row++) {
       const obj: unknown = doc[row];
       if (!isRowObject(obj)) {

@@ -11,7 +11,7 @@ import { Unpackr } from 'msgpackr';
 import { sluiceError } from '../engine/errors.js';
 import type { Batch, StreamSchema } from '../engine/schema.js';
 import type { DecodeOptions, ValueRules } from './decode.js';
-import { checkRowCount, describeValue, finishBatch, guardDecode, isRowObject, makeValueSinks, rowLabel, setRow } from './decode.js';
+import { checkRowCount, scratchOf, describeValue, finishBatch, guardDecode, isRowObject, makeValueSinks, rowLabel, setRow } from './decode.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 // msgpackr implements int64AsType 'auto' (unpack.js) but its .d.ts union lacks it; the
@@ -57,7 +57,7 @@ export function decodeMsgpack(bytes: Uint8Array, schema: StreamSchema, opts?: De
 function fromRows(rows: unknown[], schema: StreamSchema, opts: DecodeOptions | undefined): Batch {
   const n = rows.length;
   checkRowCount(n, opts);
-  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, opts?.scratch);
+  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, scratchOf(opts));
   for (let row = 0; row < n; row++) {
     const obj = rows[row];
     if (!isRowObject(obj)) {
@@ -96,7 +96,7 @@ function fromColumns(doc: Record<string, unknown>, schema: StreamSchema, opts: D
   }
   if (n < 0) n = 0;
   checkRowCount(n, opts);
-  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, opts?.scratch);
+  const sinks = makeValueSinks(schema, n, MSGPACK_RULES, rowLabel, scratchOf(opts));
   for (let c = 0; c < sinks.length; c++) {
     const sink = sinks[c]!;
     const values = arrays[c]!;

@@ -26,10 +26,10 @@ export interface DecodeOptions {
   /** max rows (default MAX_BATCH_ROWS from engine/schema.ts) → SLUICE_BATCH_TOO_MANY_ROWS */
   maxRows?: number;
   /**
-   * Where the decoders put the arrays they build (Arrow: the ones it cannot take as views of
-   * the input — converted timestamps, string codes; MessagePack and JSON: every column and
-   * validity) instead of fresh ArrayBuffers: the caller's arena, which it reuses once nothing
-   * decoded is in use (TaskRunner: per task). The arrays come zeroed.
+   * Where the decoders put every array they build — columns and validity; Arrow columns it can
+   * take as views of the input stay views — instead of fresh ArrayBuffers: the caller's arena,
+   * which it reuses once nothing decoded is in use (TaskRunner: per task). The arrays come
+   * zeroed. Decoders take it through scratchOf.
    */
   scratch?: DecodeScratch;
 }
@@ -41,15 +41,16 @@ export interface DecodeScratch {
   u8(n: number): Uint8Array;
 }
 
-/** Zeroed arrays from `scratch`, or fresh ones without it. */
-function f64Of(scratch: DecodeScratch | undefined, n: number): Float64Array {
-  return scratch?.f64(n) ?? new Float64Array(n);
-}
-function i32Of(scratch: DecodeScratch | undefined, n: number): Int32Array {
-  return scratch?.i32(n) ?? new Int32Array(n);
-}
-function u8Of(scratch: DecodeScratch | undefined, n: number): Uint8Array {
-  return scratch?.u8(n) ?? new Uint8Array(n);
+/** Fresh zeroed arrays: what a decoder allocates from without DecodeOptions.scratch. */
+const FRESH: DecodeScratch = {
+  f64: (n) => new Float64Array(n),
+  i32: (n) => new Int32Array(n),
+  u8: (n) => new Uint8Array(n),
+};
+
+/** Where a decoder takes the arrays it builds: the caller's scratch, else fresh ones. */
+export function scratchOf(opts: DecodeOptions | undefined): DecodeScratch {
+  return opts?.scratch ?? FRESH;
 }
 
 /**
@@ -234,8 +235,8 @@ export interface ValueSink {
 abstract class SinkBase {
   protected readonly valid: Uint8Array;
   protected present = 0;
-  constructor(protected readonly name: string, protected readonly label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
-    this.valid = u8Of(scratch, length);
+  constructor(protected readonly name: string, protected readonly label: RowLabel, length: number, scratch: DecodeScratch) {
+    this.valid = scratch.u8(length);
   }
   protected finalValid(): Uint8Array | null {
     return this.present === this.valid.length ? null : this.valid;
@@ -248,9 +249,9 @@ abstract class SinkBase {
 
 class BoolSink extends SinkBase implements ValueSink {
   private readonly values: Uint8Array;
-  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.values = u8Of(scratch, length);
+    this.values = scratch.u8(length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -266,9 +267,9 @@ class BoolSink extends SinkBase implements ValueSink {
 
 class Int32Sink extends SinkBase implements ValueSink {
   private readonly values: Int32Array;
-  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.values = i32Of(scratch, length);
+    this.values = scratch.i32(length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -287,9 +288,9 @@ class Int32Sink extends SinkBase implements ValueSink {
 
 class Int64Sink extends SinkBase implements ValueSink {
   private readonly words: Int32Array;
-  constructor(name: string, label: RowLabel, length: number, private readonly rules: ValueRules, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, private readonly rules: ValueRules, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.words = i32Of(scratch, 2 * length);
+    this.words = scratch.i32(2 * length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -319,9 +320,9 @@ class Int64Sink extends SinkBase implements ValueSink {
 
 class Float64Sink extends SinkBase implements ValueSink {
   private readonly values: Float64Array;
-  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.values = f64Of(scratch, length);
+    this.values = scratch.f64(length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -338,9 +339,9 @@ class Float64Sink extends SinkBase implements ValueSink {
 
 class TimestampSink extends SinkBase implements ValueSink {
   private readonly values: Float64Array;
-  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.values = f64Of(scratch, length);
+    this.values = scratch.f64(length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -369,9 +370,9 @@ class StringSink extends SinkBase implements ValueSink {
   private readonly codes: Int32Array;
   private readonly dict: string[] = [];
   private readonly ids = new Map<string, number>();
-  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch | undefined) {
+  constructor(name: string, label: RowLabel, length: number, scratch: DecodeScratch) {
     super(name, label, length, scratch);
-    this.codes = i32Of(scratch, length);
+    this.codes = scratch.i32(length);
   }
   set(row: number, v: unknown): void {
     if (v === null || v === undefined) return;
@@ -391,7 +392,7 @@ class StringSink extends SinkBase implements ValueSink {
   }
 }
 
-function makeValueSink(field: Field, length: number, rules: ValueRules, label: RowLabel, scratch: DecodeScratch | undefined): ValueSink {
+function makeValueSink(field: Field, length: number, rules: ValueRules, label: RowLabel, scratch: DecodeScratch): ValueSink {
   const t: ColumnType = field.type;
   switch (t) {
     case 'bool': return new BoolSink(field.name, label, length, scratch);
@@ -403,8 +404,8 @@ function makeValueSink(field: Field, length: number, rules: ValueRules, label: R
   }
 }
 
-/** One sink per schema column, in schema order; their arrays from `scratch` when given. */
-export function makeValueSinks(schema: StreamSchema, length: number, rules: ValueRules, label: RowLabel, scratch?: DecodeScratch): ValueSink[] {
+/** One sink per schema column, in schema order, their arrays from `scratch` (scratchOf). */
+export function makeValueSinks(schema: StreamSchema, length: number, rules: ValueRules, label: RowLabel, scratch: DecodeScratch): ValueSink[] {
   return schema.fields.map((f) => makeValueSink(f, length, rules, label, scratch));
 }
 

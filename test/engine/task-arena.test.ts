@@ -6,6 +6,7 @@ import { encodeArrow } from '../../native-free-kernels/encode-arrow.js';
 import { decodeMsgpack } from '../../native-free-kernels/decode-msgpack.js';
 import { decodeJson, decodeNdjson } from '../../native-free-kernels/decode-json.js';
 import { pack } from 'msgpackr';
+import * as A from 'apache-arrow';
 import { makeSchema, type Batch } from '../../engine/schema.js';
 
 test('TaskArena: zeroed, 8-aligned, disjoint arrays within a task; reuse after reset; growth keeps earlier arrays', () => {
@@ -88,5 +89,33 @@ test('TaskArena: MessagePack, JSON and NDJSON batches decoded into one arena equ
     const col = got.columns[3]!;
     assert.ok(col.type === 'float64');
     assert.equal(col.values.buffer, arena.f64(1).buffer, `${name}: the column is the arena's`);
+  });
+});
+
+test('TaskArena: Arrow streams of several record batches, every column type and nulls, decoded into one arena equal the same without it', () => {
+  const schema = makeSchema([
+    { name: 'b', type: 'bool' }, { name: 'i', type: 'int32' }, { name: 'w', type: 'int64' }, { name: 'f', type: 'float64' },
+    { name: 'ts', type: 'timestamp' }, { name: 's', type: 'string' },
+  ]);
+  const tableOf = (k: number, n: number): A.Table => new A.Table({
+    b: A.vectorFromArray(Array.from({ length: n }, (_, r) => (r % 3 === 0 ? null : r % 2 === 0)), new A.Bool()),
+    i: A.vectorFromArray(Array.from({ length: n }, (_, r) => (r % 7 === 0 ? null : r * k - 100)), new A.Int32()),
+    w: A.vectorFromArray(Array.from({ length: n }, (_, r) => (r % 5 === 0 ? null : BigInt(r) * 1_000_000_000n + BigInt(k))), new A.Int64()),
+    f: A.vectorFromArray(Array.from({ length: n }, (_, r) => r / 4 + k), new A.Float64()),
+    ts: A.vectorFromArray(Array.from({ length: n }, (_, r) => 1_700_000_000_000 + r * k), new A.TimestampMillisecond()),
+    s: A.vectorFromArray(Array.from({ length: n }, (_, r) => (r % 4 === 0 ? null : `s${r % 6}-${k}`)), new A.Utf8()),
+  });
+  // two record batches per stream: the builders copy into arrays of their own
+  const streams = [1, 2, 3].map((k) => A.tableToIPC(tableOf(k, 30).concat(tableOf(k + 10, 20)), 'stream'));
+  const arena = new TaskArena();
+  const withArena = streams.map((bytes) => decodeArrow(bytes, schema, { scratch: arena }));
+  streams.forEach((bytes, k) => {
+    const plain = decodeArrow(bytes, schema);
+    assert.equal(plain.length, 50);
+    assert.deepEqual(withArena[k]!.columns, plain.columns, `stream ${k}`);
+    for (const col of withArena[k]!.columns) {
+      const arrays = col.type === 'int64' ? [col.words] : col.type === 'string' ? [col.codes] : [col.values];
+      for (const a of [...arrays, ...(col.valid === null ? [] : [col.valid])]) assert.equal(a.buffer, arena.u8(1).buffer, `stream ${k} ${col.type}: the arena's`);
+    }
   });
 });

@@ -175,11 +175,11 @@ export class GroupTable {
     this.placeAll((this.slotMask + 1) * 2);
   }
 
-  /** A fresh slot table of `slotCount` slots holding every group (from its hash and key words). */
+  /** A slot table of `slotCount` slots holding every group (from its hash and key words); the current one, cleared, when it has that size. */
   private placeAll(slotCount: number): void {
     const W = this.width;
     const SW = W + 1;
-    const slots = new Int32Array(slotCount * SW);
+    const slots = slotCount === this.slotMask + 1 ? this.slots.fill(0) : new Int32Array(slotCount * SW);
     const mask = slotCount - 1;
     const keys = this.keys;
     for (let g = 0; g < this.size; g++) {
